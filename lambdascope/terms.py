@@ -302,6 +302,71 @@ def is_redex(t: Term) -> bool:
     return isinstance(t, App) and isinstance(t.fn, Lam)
 
 
+def _node_spans(t: Term) -> list[tuple[tuple[int, int], tuple[int, ...]]]:
+    """Every redex of ``t`` as (its span in ``print_term(t)``, its path), in pre-order. A path
+    is a tuple of child indices: 0 = a function or a body, 1 = an argument."""
+    out: list[tuple[tuple[int, int], tuple[int, ...]]] = []
+    pos = 0
+
+    def go(t: Term, path: tuple[int, ...]) -> None:
+        nonlocal pos
+        if isinstance(t, Var):
+            pos += len(t.name)
+        elif isinstance(t, Lam):
+            pos += len(t.var) + 2
+            go(t.body, path + (0,))
+        else:
+            start = pos
+            slot = None
+            if isinstance(t.fn, Lam):
+                slot = len(out)
+                out.append(((start, -1), path))
+                pos += 1
+                go(t.fn, path + (0,))
+                pos += 1
+            else:
+                go(t.fn, path + (0,))
+            pos += 1
+            if isinstance(t.arg, Var):
+                go(t.arg, path + (1,))
+            else:
+                pos += 1
+                go(t.arg, path + (1,))
+                pos += 1
+            if slot is not None:
+                out[slot] = ((start, pos), path)
+
+    go(t, ())
+    return out
+
+
+def redex_spans(t: Term) -> list[tuple[int, int]]:
+    """The spans of all redexes of ``t`` in pre-order (the first is the normal-order one)."""
+    return [span for span, _ in _node_spans(t)]
+
+
+def contract_span(t: Term, span: tuple[int, int]) -> Term | None:
+    """Contract the redex whose text is exactly ``span`` of ``print_term(t)``: the step a model
+    takes when it points there. None when no redex has that span."""
+    for sp, path in _node_spans(t):
+        if sp == tuple(span):
+            return _replace_at(t, path, lambda r: contract(r))
+    return None
+
+
+def _replace_at(t: Term, path: tuple[int, ...], f) -> Term:
+    if not path:
+        return f(t)
+    head, rest = path[0], path[1:]
+    if isinstance(t, Lam):
+        return Lam(t.var, _replace_at(t.body, rest, f))
+    if isinstance(t, App):
+        if head == 0:
+            return App(_replace_at(t.fn, rest, f), t.arg)
+        return App(t.fn, _replace_at(t.arg, rest, f))
+    raise ValueError("path leads into a variable")
+
+
 # ---------------------------------------------------------------------------------------------
 # α-equivalence
 

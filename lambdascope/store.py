@@ -1,0 +1,273 @@
+"""The store: one schema, used by the trainer (writes) and the dashboard (reads, and labels).
+
+SQLAlchemy 2.0 typed models. SQLite by default (WAL, a busy timeout, foreign keys on); any
+SQLAlchemy URL works (PostgreSQL through ``postgresql+psycopg://``). The store holds character
+spans only, never token indices.
+
+Identity (DESIGN.md): a trace is keyed by ``trace_identity`` (a hash of its first term's text),
+an example by (trace identity, step_k). Labels use these keys, so they hold across runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint, create_engine, event)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+
+DEFAULT_DB = "sqlite:///runs/lambdascope.db"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Run(Base):
+    """One training run."""
+
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    config: Mapped[dict[str, Any]]  # the full configuration (model, optimiser, data options)
+    data_files: Mapped[list[Any]]  # paths as given
+    data_hash: Mapped[str] = mapped_column(String(64))  # sha256 over the data files' bytes
+    status: Mapped[str] = mapped_column(String(20), default="running")  # running|finished|failed|stopped
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    validation: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # data report: counts by reason…
+    eval_set_id: Mapped[int | None] = mapped_column(ForeignKey("eval_sets.id"))
+    message: Mapped[str | None] = mapped_column(Text)  # why it failed or stopped
+
+    checkpoints: Mapped[list["Checkpoint"]] = relationship(back_populates="run", order_by="Checkpoint.step")
+
+
+class EvalSet(Base):
+    """A fixed set of evaluation traces; every step of each trace is an example."""
+
+    __tablename__ = "eval_sets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    source: Mapped[str] = mapped_column(Text)  # where the traces came from
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Example(Base):
+    """One step of one evaluation trace, with its gold character span."""
+
+    __tablename__ = "examples"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    eval_set_id: Mapped[int] = mapped_column(ForeignKey("eval_sets.id", ondelete="CASCADE"))
+    trace_identity: Mapped[str] = mapped_column(String(32))
+    trace_id: Mapped[str] = mapped_column(String(200))  # the data file's trace_id, for people
+    step_k: Mapped[int]
+    steps_total: Mapped[int]
+    term: Mapped[str] = mapped_column(Text)
+    gold_start: Mapped[int]
+    gold_end: Mapped[int]
+    term_len: Mapped[int]  # code points
+    __table_args__ = (
+        UniqueConstraint("eval_set_id", "trace_identity", "step_k"),
+        Index("ix_examples_trace", "trace_identity", "step_k"),
+    )
+
+
+class Checkpoint(Base):
+    """A saved model and its evaluation (a training checkpoint, or a named evaluation of one)."""
+
+    __tablename__ = "checkpoints"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    eval_set_id: Mapped[int] = mapped_column(ForeignKey("eval_sets.id"))
+    step: Mapped[int]  # optimiser steps at save time
+    path: Mapped[str] = mapped_column(Text)  # the checkpoint file
+    name: Mapped[str | None] = mapped_column(String(200))  # set for `lambdascope evaluate --name`
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    metrics: Mapped[dict[str, Any]]  # summary: exact, mean_iou, nf_f1, rollout_success, …
+
+    run: Mapped[Run] = relationship(back_populates="checkpoints")
+    __table_args__ = (Index("ix_checkpoints_run", "run_id", "step"),)
+
+
+class Prediction(Base):
+    """A checkpoint's prediction on one example (character spans)."""
+
+    __tablename__ = "predictions"
+    checkpoint_id: Mapped[int] = mapped_column(ForeignKey("checkpoints.id", ondelete="CASCADE"), primary_key=True)
+    example_id: Mapped[int] = mapped_column(ForeignKey("examples.id", ondelete="CASCADE"), primary_key=True)
+    pred_start: Mapped[int]
+    pred_end: Mapped[int]
+    start_conf: Mapped[float] = mapped_column(Float)  # softmax probability of the chosen start
+    end_conf: Mapped[float] = mapped_column(Float)
+    iou: Mapped[float] = mapped_column(Float)
+    exact: Mapped[bool] = mapped_column(Boolean)
+    __table_args__ = (
+        Index("ix_predictions_exact", "checkpoint_id", "exact", "example_id"),
+        Index("ix_predictions_iou", "checkpoint_id", "iou", "example_id"),
+        Index("ix_predictions_example", "example_id"),
+    )
+
+
+class Rollout(Base):
+    """A checkpoint driving the reduction of one evaluation trace by its own predictions."""
+
+    __tablename__ = "rollouts"
+    checkpoint_id: Mapped[int] = mapped_column(ForeignKey("checkpoints.id", ondelete="CASCADE"), primary_key=True)
+    trace_identity: Mapped[str] = mapped_column(String(32), primary_key=True)
+    success: Mapped[bool] = mapped_column(Boolean)  # gold normal form (up to α) in the gold number of steps
+    reached_normal_form: Mapped[bool] = mapped_column(Boolean)
+    steps: Mapped[int]  # steps the model took
+    gold_steps: Mapped[int]
+    first_divergent_step: Mapped[int | None]  # first step whose predicted span differs from gold
+    path: Mapped[list[Any]]  # [[term, [start, end]], …]: the model's own reduction
+    __table_args__ = (Index("ix_rollouts_trace", "trace_identity"),)
+
+
+class MetricPoint(Base):
+    """A point on a curve: loss, lr, tokens/s, exact match… at an optimiser step."""
+
+    __tablename__ = "metric_points"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    step: Mapped[int]
+    name: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float] = mapped_column(Float)
+    time: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    __table_args__ = (Index("ix_metric_points_run", "run_id", "name", "step"),)
+
+
+class DataProblem(Base):
+    """An invalid record or trace found while reading a run's data."""
+
+    __tablename__ = "data_problems"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    file: Mapped[str] = mapped_column(Text)
+    line: Mapped[int]
+    reason: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text)
+    __table_args__ = (Index("ix_data_problems_run", "run_id", "reason"),)
+
+
+LABEL_CATEGORIES = ("bad_gold", "model_error", "interesting", "other")
+
+
+class Label(Base):
+    """A person's mark on a trace (``step_k`` None) or on one step of it."""
+
+    __tablename__ = "labels"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trace_identity: Mapped[str] = mapped_column(String(32))
+    step_k: Mapped[int | None]
+    category: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text, default="")
+    term: Mapped[str] = mapped_column(Text, default="")  # the trace's first term, for people
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    __table_args__ = (Index("ix_labels_trace", "trace_identity", "step_k"),)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(url: str = DEFAULT_DB, **kwargs) -> Engine:
+    """An engine for ``url``; for SQLite, creates the folder and turns on WAL and the busy
+    timeout on every connection."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        path = Path(url[len("sqlite:///"):])
+        if str(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def create_schema(engine: Engine) -> None:
+    Base.metadata.create_all(engine)
+
+
+def open_store(url: str = DEFAULT_DB, **kwargs) -> tuple[Engine, sessionmaker]:
+    """Engine and session factory for a store, creating the schema if it is missing."""
+    engine = make_engine(url, **kwargs)
+    create_schema(engine)
+    return engine, sessionmaker(engine, expire_on_commit=False)
+
+
+def resolve_db_url(url: str | None) -> str:
+    """``--db`` or ``$LAMBDASCOPE_DB`` or the default; a bare path means a SQLite file."""
+    url = url or os.environ.get("LAMBDASCOPE_DB") or DEFAULT_DB
+    if "://" not in url:
+        url = "sqlite:///" + url
+    return url
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing (one place for the trainer, `lambdascope evaluate`, tests and benchmarks)
+
+
+def ensure_eval_set(session, name: str, source: str, traces) -> tuple[int, dict[tuple[str, int], int]]:
+    """The evaluation set ``name`` with every step of ``traces`` (``TraceResult``s) as examples;
+    created if missing. Returns its id and a map (trace identity, step_k) -> example id. The
+    caller commits."""
+    from sqlalchemy import select
+
+    es = session.scalar(select(EvalSet).where(EvalSet.name == name))
+    if es is None:
+        es = EvalSet(name=name, source=source)
+        session.add(es)
+        session.flush()
+        rows = []
+        seen: set[str] = set()
+        for tr in traces:
+            ident = tr.identity
+            if ident in seen:  # the same first term twice: one trace is enough
+                continue
+            seen.add(ident)
+            for r in tr.records:
+                rows.append(dict(eval_set_id=es.id, trace_identity=ident, trace_id=r.trace_id,
+                                 step_k=r.step_k, steps_total=r.steps_total, term=r.term,
+                                 gold_start=r.span[0], gold_end=r.span[1], term_len=len(r.term)))
+        if rows:
+            session.execute(Example.__table__.insert(), rows)
+    ids = {(ident, k): eid for eid, ident, k in session.execute(
+        select(Example.id, Example.trace_identity, Example.step_k).where(Example.eval_set_id == es.id))}
+    return es.id, ids
+
+
+def write_evaluation(session, *, run_id: int, eval_set_id: int, step: int, path: str,
+                     metrics: dict[str, Any], predictions: list[dict[str, Any]],
+                     rollouts: list[dict[str, Any]], metric_points: list[dict[str, Any]] = (),
+                     name: str | None = None) -> int:
+    """Insert one evaluation: the checkpoint row, all its predictions (dicts with example_id,
+    pred_start, pred_end, start_conf, end_conf, iou, exact), rollouts (dicts with the Rollout
+    columns but checkpoint_id) and metric points (dicts with step, name, value). The caller
+    runs this inside one transaction, so a reader sees all of it or none of it."""
+    ck = Checkpoint(run_id=run_id, eval_set_id=eval_set_id, step=step, path=path, metrics=metrics,
+                    name=name)
+    session.add(ck)
+    session.flush()
+    if predictions:
+        session.execute(Prediction.__table__.insert(),
+                        [dict(p, checkpoint_id=ck.id) for p in predictions])
+    if rollouts:
+        session.execute(Rollout.__table__.insert(), [dict(r, checkpoint_id=ck.id) for r in rollouts])
+    if metric_points:
+        session.execute(MetricPoint.__table__.insert(),
+                        [dict(m, run_id=run_id, time=utcnow()) for m in metric_points])
+    return ck.id
