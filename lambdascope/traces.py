@@ -92,6 +92,18 @@ class TraceResult:
         return trace_identity(self.records[0].term) if self.records else ""
 
 
+def _byte_offset_hint(term_text: str, s: int, e: int) -> str:
+    """A hint when a span is the normal-order redex counted in UTF-8 bytes, a classic bug."""
+    try:
+        gs, ge = print_with_span(parse(term_text))[1]
+    except (ParseError, RecursionError):
+        return ""
+    as_bytes = (len(term_text[:gs].encode()), len(term_text[:ge].encode()))
+    if (gs, ge) != (0, 0) and as_bytes == (s, e) and as_bytes != (gs, ge):
+        return " (these are UTF-8 byte offsets; spans count code points)"
+    return ""
+
+
 def _check_record(line_no: int, raw: bytes) -> tuple[Record | None, Problem | None, Term | None]:
     """Validate one line on its own; returns the record (None if invalid), the problem, and the
     parsed term (for the trace-level checks)."""
@@ -125,7 +137,8 @@ def _check_record(line_no: int, raw: bytes) -> tuple[Record | None, Problem | No
         return None, Problem(line_no, "span_reversed", f"[{s},{e}]"), None
     if s < 0 or e > len(term_text):
         return None, Problem(line_no, "span_out_of_bounds",
-                             f"[{s},{e}] in a term of {len(term_text)} code points"), None
+                             f"[{s},{e}] in a term of {len(term_text)} code points"
+                             + _byte_offset_hint(term_text, s, e)), None
     try:
         term = parse(term_text)
     except ParseError as err:
@@ -141,7 +154,8 @@ def _check_record(line_no: int, raw: bytes) -> tuple[Record | None, Problem | No
         return None, Problem(line_no, "wrong_span", f"[{s},{e}] but the term is in normal form"), term
     if (s, e) != gold:
         return None, Problem(line_no, "wrong_span",
-                             f"[{s},{e}] but the normal-order redex is [{gold[0]},{gold[1]}]"), term
+                             f"[{s},{e}] but the normal-order redex is [{gold[0]},{gold[1]}]"
+                             + _byte_offset_hint(term_text, s, e)), term
     if k == total and gold != (0, 0):
         return None, Problem(line_no, "not_normal_form_at_end",
                              f"step {k} is the last but has a redex at [{gold[0]},{gold[1]}]"), term
