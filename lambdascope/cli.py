@@ -41,6 +41,12 @@ def find_generator() -> Path | None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from .generate import parse_shard
+
+    try:
+        parse_shard(args.shard)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     if args.reference:
         from .generate import write_traces
 
