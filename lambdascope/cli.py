@@ -183,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("files", nargs="+", metavar="FILE", help="trace files or globs")
     c.add_argument("--show", type=_nonneg_int, default=20, help="problems to print in full (default 20)")
     c.set_defaults(func=cmd_check)
+    from trainer.cli import register as register_trainer; register_trainer(sub)  # train, evaluate
+    from app.cli import register as register_app; register_app(sub)  # serve, labels
+    from .demo import register as register_demo; register_demo(sub)  # demo
     return p
 
 

@@ -159,6 +159,16 @@ class DataProblem(Base):
     __table_args__ = (Index("ix_data_problems_run", "run_id", "reason"),)
 
 
+# Indexes for the dashboard's reads (app/): sorting examples by confidence, term length and
+# steps to normal form along an index (keyset pagination), and metric curves read from the
+# index alone. Expression indexes work in SQLite and PostgreSQL alike.
+Index("ix_predictions_conf", Prediction.checkpoint_id, Prediction.start_conf * Prediction.end_conf,
+      Prediction.example_id)
+Index("ix_examples_len", Example.eval_set_id, Example.term_len)
+Index("ix_examples_togo", Example.eval_set_id, Example.steps_total - Example.step_k)
+Index("ix_metric_points_curve", MetricPoint.run_id, MetricPoint.name, MetricPoint.step, MetricPoint.value)
+
+
 LABEL_CATEGORIES = ("bad_gold", "model_error", "interesting", "other")
 
 
@@ -199,7 +209,15 @@ def make_engine(url: str = DEFAULT_DB, **kwargs) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
+    """Create missing tables, and missing indexes of tables that exist (a store written before
+    an index was added gets it here)."""
+    from sqlalchemy.schema import CreateIndex
+
     Base.metadata.create_all(engine)
+    with engine.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            for index in table.indexes:
+                conn.execute(CreateIndex(index, if_not_exists=True))
 
 
 def open_store(url: str = DEFAULT_DB, **kwargs) -> tuple[Engine, sessionmaker]:

@@ -1,0 +1,110 @@
+"""Geometry for server-rendered SVG charts: numbers in, coordinates out. The templates draw
+them (``templates/_macros.html``); nothing here touches text a person typed."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+
+def nice_ticks(lo: float, hi: float, count: int = 4) -> list[float]:
+    """About ``count`` round numbers covering [lo, hi]."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return []
+    if hi == lo:
+        return [lo]
+    raw = (hi - lo) / count
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    first = math.ceil(lo / step - 1e-9) * step
+    ticks = []
+    x = first
+    while x <= hi + step * 1e-9:
+        ticks.append(round(x, 12))
+        x += step
+    return ticks
+
+
+def fmt_tick(x: float) -> str:
+    if x == 0:
+        return "0"
+    a = abs(x)
+    if a >= 1e6:
+        return f"{x / 1e6:g}M"
+    if a >= 1e4:
+        return f"{x / 1e3:g}k"
+    if a >= 1:
+        return f"{x:g}"
+    return f"{x:.3g}"
+
+
+def sparkline(points: Sequence[Sequence[float]], width: int = 120, height: int = 28) -> str:
+    """The ``points`` attribute of a polyline through (x, y) pairs."""
+    if len(points) < 2:
+        return ""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    sx = (width - 2) / ((x1 - x0) or 1)
+    sy = (height - 4) / ((y1 - y0) or 1)
+    return " ".join(f"{1 + (x - x0) * sx:.1f},{height - 2 - (y - y0) * sy:.1f}" for x, y in points)
+
+
+def line_chart(points: Sequence[Sequence[float]], width: int = 340, height: int = 150) -> dict[str, Any]:
+    """Axes, ticks, the line and a few hover points of one curve."""
+    left, right, top, bottom = 44, 10, 8, 22
+    w, h = width - left - right, height - top - bottom
+    out: dict[str, Any] = {"width": width, "height": height, "left": left, "top": top,
+                           "plot_w": w, "plot_h": h, "line": "", "x_ticks": [], "y_ticks": [],
+                           "dots": [], "last": None}
+    if not points:
+        return out
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x0, x1 = min(xs), max(xs)
+    y0, y1 = min(ys), max(ys)
+    if y0 == y1:
+        y0, y1 = y0 - (abs(y0) or 1) * 0.1, y1 + (abs(y1) or 1) * 0.1
+    pad = (y1 - y0) * 0.05
+    y0, y1 = y0 - pad, y1 + pad
+    if min(ys) >= 0 and y0 < 0:
+        y0 = 0.0
+    def px(x):
+        return left + (x - x0) / ((x1 - x0) or 1) * w
+    def py(y):
+        return top + h - (y - y0) / (y1 - y0) * h
+    out["line"] = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in points)
+    out["x_ticks"] = [{"x": round(px(t), 1), "label": fmt_tick(t)} for t in nice_ticks(x0, x1, 4)
+                      if x0 <= t <= x1]
+    out["y_ticks"] = [{"y": round(py(t), 1), "label": fmt_tick(t)} for t in nice_ticks(y0, y1, 3)
+                      if y0 <= t <= y1]
+    stride = max(1, len(points) // 40)
+    chosen = list(points[::stride])
+    if chosen[-1] is not points[-1]:
+        chosen.append(points[-1])
+    out["dots"] = [{"x": round(px(x), 1), "y": round(py(y), 1), "step": x, "value": y} for x, y in chosen]
+    out["last"] = out["dots"][-1]
+    return out
+
+
+def histogram(counts: Sequence[int], width: int = 520, height: int = 200,
+              counts_b: Sequence[int] | None = None) -> dict[str, Any]:
+    """Bars for ``counts`` (and, overlaid, ``counts_b``), scaled to the larger."""
+    left, right, top, bottom = 40, 8, 18, 34
+    w, h = width - left - right, height - top - bottom
+    n = len(counts)
+    top_count = max(list(counts) + list(counts_b or [])) or 1
+    slot = w / max(n, 1)
+    bars = []
+    for i in range(n):
+        def bar(c, inset):
+            bh = c / top_count * h
+            return {"x": round(left + i * slot + inset, 1), "y": round(top + h - bh, 1),
+                    "w": round(slot - 2 * inset, 1), "h": round(bh, 1), "n": c}
+        entry = {"i": i, "a": bar(counts[i], 3), "label_x": round(left + (i + 0.5) * slot, 1),
+                 "slot_x": round(left + i * slot, 1), "slot_w": round(slot, 1)}
+        if counts_b is not None:
+            entry["b"] = bar(counts_b[i], slot * 0.22)
+        bars.append(entry)
+    ticks = [{"y": round(top + h - t / top_count * h, 1), "label": fmt_tick(t)}
+             for t in nice_ticks(0, top_count, 3) if t <= top_count]
+    return {"width": width, "height": height, "left": left, "top": top, "plot_w": w, "plot_h": h,
+            "bottom": top + h, "bars": bars, "y_ticks": ticks}

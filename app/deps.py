@@ -1,0 +1,114 @@
+"""The application's dependencies, as ``Annotated`` aliases: settings, a read session, a write
+session, the aggregate caches, the template renderer, the examples filter, and the cross-site
+check for writes. Those that do no blocking work are ``async def``: FastAPI would otherwise send
+each to a worker thread and back.
+
+Tests swap any of them with ``app.dependency_overrides``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from typing import Annotated, AsyncIterator, Iterator
+from urllib.parse import urlsplit
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.orm import Session
+
+from .aggregates import Aggregates
+from .filters import ExampleFilter, FilterError, parse_filter
+from .queries import BadRequest
+from .rendering import Renderer
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_url: str
+    token: str | None = None  # when set, every request must carry it
+    allowed_hosts: tuple[str, ...] | None = None  # Host header names accepted; None: any
+    warm_caches: bool = True  # compute new checkpoints' summaries in the background
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+
+    @property
+    def csrf_token(self) -> str:
+        """The form token of this server: only a page served by it knows it."""
+        return hmac.new(self.secret, b"lambdascope-csrf-v1", hashlib.sha256).hexdigest()
+
+
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def get_read_session(request: Request) -> AsyncIterator[Session]:
+    """A session on the read-only engine (SQLite: a WAL reader that never waits for the writer).
+    Opening and closing a session does no I/O worth a worker thread; the handler's queries
+    run in the handler's thread."""
+    with request.app.state.read_sessions() as session:
+        yield session
+
+
+def get_write_session(request: Request) -> Iterator[Session]:
+    """A session on the writing engine; the handler commits."""
+    with request.app.state.write_sessions() as session:
+        yield session
+
+
+async def get_aggregates(request: Request) -> Aggregates:
+    return request.app.state.aggregates
+
+
+async def get_renderer(request: Request) -> Renderer:
+    return request.app.state.renderer
+
+
+async def check_same_origin(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
+    """Refuse a write that another site's page could have sent: the browser's Sec-Fetch-Site
+    and Origin must say same origin when present, and the form token (a form field ``csrf``
+    or the header ``X-CSRF-Token``) must be this server's."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        raise HTTPException(403, "cross-site request refused")
+    origin = request.headers.get("origin")
+    if origin is not None:
+        host = request.headers.get("host", "")
+        if origin == "null" or urlsplit(origin).netloc.lower() != host.lower():
+            raise HTTPException(403, "cross-site request refused: the Origin is not this server")
+    token = request.headers.get("x-csrf-token")
+    if token is None:
+        ctype = request.headers.get("content-type", "")
+        if ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            value = (await request.form()).get("csrf")
+            token = value if isinstance(value, str) else None
+    if not token or not hmac.compare_digest(token.encode(), settings.csrf_token.encode()):
+        raise HTTPException(403, "missing or stale form token: reload the page and try again")
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ReadDB = Annotated[Session, Depends(get_read_session)]
+WriteDB = Annotated[Session, Depends(get_write_session)]
+Cache = Annotated[Aggregates, Depends(get_aggregates)]
+Templates = Annotated[Renderer, Depends(get_renderer)]
+SameOrigin = Annotated[None, Depends(check_same_origin)]
+
+
+async def get_example_filter(
+    ck: str | None = None, correct: str | None = None, iou_min: str | None = None,
+    iou_max: str | None = None, nf: str | None = None, pred_nf: str | None = None,
+    len_min: str | None = None, len_max: str | None = None, togo_min: str | None = None,
+    togo_max: str | None = None, labelled: str | None = None, q: str | None = None,
+    sort: str | None = None, after: str | None = None, before: str | None = None,
+    limit: str | None = None,
+) -> ExampleFilter:
+    """The examples filter from the query string (every parameter optional, empty = unset);
+    a parameter a person got wrong is a 400 naming it."""
+    args = {k: v for k, v in locals().items() if v is not None}
+    try:
+        return parse_filter(args)
+    except FilterError as e:
+        raise BadRequest(str(e)) from None
+
+
+ExampleQuery = Annotated[ExampleFilter, Depends(get_example_filter)]

@@ -1,0 +1,118 @@
+"""The FastAPI application: ``create_app(Settings(db_url=…))``.
+
+Reads go through a read-only engine (SQLite in WAL mode: readers see the last commit and never
+wait for the trainer's writer); label writes through a second engine. Errors a person can fix
+are answered 4xx with a message, as a page or as JSON for the ``.json`` twins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.resources
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import event
+from sqlalchemy.orm import sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lambdascope.store import make_engine, open_store
+
+from .aggregates import Aggregates, Warmer
+from .deps import Settings
+from .queries import BadRequest
+from .rendering import Renderer
+from .security import SecurityMiddleware
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+READ_POOL = 16  # connections: one per worker thread that may be reading at once
+
+
+def _read_only_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA query_only=ON")
+    cur.execute("PRAGMA mmap_size=1073741824")  # read pages through the OS cache, shared by all
+    cur.execute("PRAGMA cache_size=-32000")  # 32 MB of private page cache per connection
+    cur.close()
+
+
+def htmx_js() -> bytes:
+    """htmx from the installed django-js-lib-htmx package (never a copy in this repository)."""
+    return (importlib.resources.files("js_lib_htmx") / "static" / "htmx" / "htmx.min.js").read_bytes()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    from .routes import router
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        warmer = Warmer(app.state.read_sessions, app.state.aggregates).start() \
+            if settings.warm_caches else None
+        yield
+        if warmer is not None:
+            warmer.stop()
+
+    app = FastAPI(title="lambdascope", docs_url="/api/docs", redoc_url=None,
+                  openapi_url="/api/openapi.json", lifespan=lifespan)
+    write_engine, write_sessions = open_store(settings.db_url)  # creates or upgrades the schema
+    read_engine = make_engine(settings.db_url, pool_size=READ_POOL, max_overflow=READ_POOL)
+    if read_engine.dialect.name == "sqlite":
+        event.listen(read_engine, "connect", _read_only_pragmas)
+    app.state.settings = settings
+    app.state.read_engine, app.state.write_engine = read_engine, write_engine
+    app.state.read_sessions = sessionmaker(read_engine, expire_on_commit=False)
+    app.state.write_sessions = write_sessions
+    app.state.aggregates = Aggregates()
+    app.state.renderer = Renderer()
+
+    htmx = htmx_js()
+
+    @app.get("/static/vendor/htmx.min.js", include_in_schema=False)
+    def vendor_htmx() -> Response:
+        return Response(htmx, media_type="text/javascript",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    app.include_router(router)
+
+    def error(request: Request, status: int, message: str, headers=None) -> Response:
+        if request.url.path.endswith((".json", ".jsonl", ".csv")):
+            return JSONResponse({"error": message, "status": status}, status_code=status,
+                                headers=headers)
+        return app.state.renderer.render(request, "error.html",
+                                         {"status": status, "message": message},
+                                         status_code=status, headers=headers)
+
+    @app.exception_handler(BadRequest)
+    async def bad_request(request: Request, exc: BadRequest):
+        return error(request, exc.status_code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        parts = []
+        for e in exc.errors():
+            where = ".".join(str(x) for x in e.get("loc", ()) if x not in ("query", "path", "body"))
+            parts.append(f"{where}: {e.get('msg', 'invalid')}" if where else e.get("msg", "invalid"))
+        return error(request, 422, "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        message = exc.detail if isinstance(exc.detail, str) else str(jsonable_encoder(exc.detail))
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"nothing at {request.url.path}"
+        return error(request, exc.status_code, message, getattr(exc, "headers", None))
+
+    app.add_middleware(SecurityMiddleware, token=settings.token,
+                       allowed_hosts=settings.allowed_hosts)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process of ``lambdascope serve --workers N``."""
+    from .cli import settings_from_env
+
+    return create_app(settings_from_env())

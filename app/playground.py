@@ -1,0 +1,145 @@
+"""The playground: a person types a term; the core reduces it, and a checkpoint's model, if one
+can be loaded, points at redexes and drives its own reduction beside the true one.
+
+The model is reached through one small interface that the trainer provides::
+
+    trainer.predict.load_predictor(path: str) -> predictor
+    predictor.predict(term: str) -> (start, end, start_conf, end_conf)   # a character span
+
+``(0, 0)`` is the model's claim that the term is in normal form. When the module or the
+function is missing, or the checkpoint file cannot be loaded, the page shows the true
+reduction and says why the model is unavailable.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import Any
+
+from lambdascope.spans import is_normal_form
+from lambdascope.terms import ParseError, alpha_equivalent, contract_span, parse, print_term, \
+    print_with_span, step
+
+from .aggregates import Memo
+from .queries import BadRequest, get_checkpoint
+
+MAX_INPUT = 2000  # characters a person may type
+MAX_STEPS = 64  # reduction steps shown
+MAX_TERM = 4000  # a reduct longer than this stops the reduction
+
+
+class ModelUnavailable(Exception):
+    pass
+
+
+_predictors = Memo(4)
+_predict_lock = threading.Lock()  # one model call at a time: the models are small, the CPU is shared
+
+
+def load_predictor(path: str):
+    try:
+        module = importlib.import_module("trainer.predict")
+    except ImportError as e:
+        raise ModelUnavailable(f"the trainer's prediction module is not available ({e})") from None
+    loader = getattr(module, "load_predictor", None)
+    if loader is None:
+        raise ModelUnavailable("trainer.predict has no load_predictor(path)")
+
+    def load():
+        try:
+            return loader(path)
+        except Exception as e:  # any failure to load is reported, not raised
+            return ModelUnavailable(f"cannot load {path}: {type(e).__name__}: {e}")
+
+    predictor = _predictors.get(path, load)
+    if isinstance(predictor, ModelUnavailable):
+        raise predictor
+    return predictor
+
+
+def true_reduction(term) -> tuple[list[dict[str, Any]], str]:
+    """The normal-order reduction: [{k, term, span}], and how it ended."""
+    steps = []
+    t = term
+    for k in range(MAX_STEPS + 1):
+        text, span = print_with_span(t)
+        steps.append({"k": k, "term": text, "span": list(span)})
+        if is_normal_form(span):
+            return steps, "normal form"
+        if k == MAX_STEPS:
+            break
+        t = step(t)
+        if len(print_term(t)) > MAX_TERM:
+            return steps, f"stopped: the next term is longer than {MAX_TERM} characters"
+    return steps, f"stopped after {MAX_STEPS} steps"
+
+
+def model_rollout(predictor, term, gold: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str, int | None]:
+    """The model's own reduction: at each step it points at a span and that redex is
+    contracted. Returns the steps, how it ended and the first step whose span differs from
+    the true redex of the same term (the first divergence)."""
+    steps = []
+    first_divergent = None
+    t = term
+    for k in range(MAX_STEPS + 1):
+        text, true_span = print_with_span(t)
+        with _predict_lock:
+            s, e, sc, ec = predictor.predict(text)
+        span = [int(s), int(e)]
+        agrees = tuple(span) == tuple(true_span)
+        if first_divergent is None and not agrees:
+            first_divergent = k
+        steps.append({"k": k, "term": text, "span": span, "true_span": list(true_span),
+                      "start_conf": float(sc), "end_conf": float(ec), "agrees": agrees})
+        if is_normal_form(span):
+            if is_normal_form(true_span):
+                same = k == len(gold) - 1 and alpha_equivalent(t, parse(gold[-1]["term"]))
+                return steps, "normal form" + (" (the true one)" if same else ""), first_divergent
+            return steps, "claimed normal form too early", first_divergent
+        if k == MAX_STEPS:
+            break
+        nxt = contract_span(t, tuple(span))
+        if nxt is None:
+            return steps, "pointed at a span that is not a redex", first_divergent
+        t = nxt
+        if len(print_term(t)) > MAX_TERM:
+            return steps, f"stopped: the next term is longer than {MAX_TERM} characters", first_divergent
+    return steps, f"stopped after {MAX_STEPS} steps", first_divergent
+
+
+def playground_data(term_text: str, ck_id: int | None, *, session) -> dict[str, Any]:
+    out: dict[str, Any] = {"input": term_text, "ck": ck_id, "error": None, "canonical": None,
+                           "reduction": [], "reduction_end": None, "model": None,
+                           "model_error": None}
+    if len(term_text) > MAX_INPUT:
+        raise BadRequest(f"term: at most {MAX_INPUT} characters, got {len(term_text)}")
+    ck = get_checkpoint(ck_id, session=session) if ck_id is not None else None
+    if ck is not None:
+        out["checkpoint"] = {"id": ck["id"], "label": ck["label"]}
+    if not term_text.strip():
+        return out
+    try:
+        t = parse(term_text)
+        out["canonical"] = print_term(t)
+        out["reduction"], out["reduction_end"] = true_reduction(t)
+    except ParseError as e:
+        out["error"] = {"message": str(e), "position": e.position, "expected": e.expected}
+        return out
+    except RecursionError:
+        out["error"] = {"message": "the term is nested too deeply", "position": None,
+                        "expected": None}
+        return out
+    if ck is None:
+        return out
+    try:
+        predictor = load_predictor(ck["path"])
+        steps, end, first = model_rollout(predictor, t, out["reduction"])
+        out["model"] = {"steps": steps, "end": end, "first_divergent_step": first}
+    except ModelUnavailable as e:
+        out["model_error"] = f"The model is unavailable: {e}. The true reduction is shown alone."
+    except RecursionError:
+        out["model_error"] = "The model's reduction nested too deeply."
+    except Exception as e:  # a broken predictor must not break the page
+        out["model_error"] = f"The model failed: {type(e).__name__}: {e}"
+    return out

@@ -1,0 +1,515 @@
+"""Data functions: one per page, each returning a plain dict that the page's template renders
+and its JSON twin returns as it is. They take the session as a keyword and never commit.
+
+Errors a person can fix raise ``BadRequest`` (400) or ``NotFound`` (404) with a message.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+from sqlalchemy import func, select, text
+
+from lambdascope.store import Checkpoint, DataProblem, Example, Label, MetricPoint, Rollout, Run
+from lambdascope.terms import ParseError, parse, redex_span
+
+from .aggregates import COMPARE_KINDS, Aggregates, iou_bins
+from .filters import MAX_ID, SORTS, ExampleFilter, count_sql, encode_cursor, join_kw, list_sql, sort_key_of
+
+
+class BadRequest(Exception):
+    status_code = 400
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(BadRequest):
+    status_code = 404
+
+
+# Metric names a trainer is likely to use, in the order curves are shown, with display titles.
+METRIC_TITLES = {
+    "loss": "loss", "train_loss": "training loss", "val_loss": "validation loss",
+    "eval_loss": "evaluation loss", "exact": "exact match", "exact_match": "exact match",
+    "mean_iou": "mean IoU", "iou": "mean IoU", "nf_f1": "normal-form F1",
+    "rollout_success": "rollout success", "tokens_per_s": "tokens/s", "tokens_per_sec": "tokens/s",
+    "nf_precision": "normal-form precision", "nf_recall": "normal-form recall",
+    "trace_accuracy": "trace accuracy", "mfu": "MFU", "lr": "learning rate",
+    "grad_norm": "gradient norm",
+}
+SPARKLINE_METRICS = ("loss", "train_loss", "val_loss", "eval_loss", "exact", "exact_match", "mean_iou")
+SUMMARY_METRICS = ("exact", "exact_match", "mean_iou", "nf_f1", "trace_accuracy", "rollout_success")
+EVAL_CURVES = ("exact", "exact_match", "mean_iou", "nf_f1", "nf_precision", "nf_recall",
+               "trace_accuracy", "rollout_success", "val_loss", "eval_loss", "mfu")
+CURVE_POINTS = 300  # a curve is downsampled to about this many points
+
+
+def metric_title(name: str) -> str:
+    return METRIC_TITLES.get(name, name.replace("_", " "))
+
+
+def _metric_order(name: str) -> tuple[int, str]:
+    order = list(METRIC_TITLES)
+    return (order.index(name) if name in order else len(order), name)
+
+
+def finite(x: Any) -> Any:
+    """NaN and infinities as None (JSON has no place for them)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [finite(v) for v in x]
+    return x
+
+
+def checkpoint_label(ck: Mapping[str, Any]) -> str:
+    base = f"{ck['run_name']} @ step {ck['step']}"
+    return f"{ck['name']} ({base})" if ck.get("name") else base
+
+
+CK_COLUMNS = (Checkpoint.id, Checkpoint.run_id, Checkpoint.eval_set_id, Checkpoint.step,
+              Checkpoint.path, Checkpoint.name, Checkpoint.created_at, Checkpoint.metrics,
+              Run.name.label("run_name"), Run.status.label("run_status"))
+
+
+def _ck_dict(row) -> dict[str, Any]:
+    d = dict(row._mapping)
+    d["metrics"] = finite(d["metrics"] or {})
+    d["label"] = checkpoint_label(d)
+    return d
+
+
+def get_checkpoint(ck: int, *, session) -> dict[str, Any]:
+    if not 1 <= ck <= MAX_ID:
+        raise NotFound(f"no checkpoint {ck}")
+    row = session.execute(select(*CK_COLUMNS).join(Run, Run.id == Checkpoint.run_id)
+                          .where(Checkpoint.id == ck)).first()
+    if row is None:
+        raise NotFound(f"no checkpoint {ck}")
+    return _ck_dict(row)
+
+
+def checkpoints_of_eval_set(eval_set_id: int, *, session) -> list[dict[str, Any]]:
+    """Every checkpoint evaluated on an evaluation set, newest first (for pickers)."""
+    rows = session.execute(
+        select(Checkpoint.id, Checkpoint.step, Checkpoint.name, Run.name.label("run_name"))
+        .join(Run, Run.id == Checkpoint.run_id).where(Checkpoint.eval_set_id == eval_set_id)
+        .order_by(Checkpoint.id.desc())).all()
+    return [{"id": r.id, "label": checkpoint_label(r._mapping)} for r in rows]
+
+
+def all_checkpoints(*, session) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(Checkpoint.id, Checkpoint.step, Checkpoint.name, Checkpoint.eval_set_id,
+               Run.name.label("run_name")).join(Run, Run.id == Checkpoint.run_id)
+        .order_by(Checkpoint.id.desc())).all()
+    return [{"id": r.id, "eval_set_id": r.eval_set_id, "label": checkpoint_label(r._mapping)}
+            for r in rows]
+
+
+def latest_checkpoint_id(*, session) -> int | None:
+    return session.scalar(select(func.max(Checkpoint.id)))
+
+
+def summary(ck: dict[str, Any], *, session, cache: Aggregates) -> dict[str, Any]:
+    return cache.summary(session, ck["id"], ck["created_at"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Curves
+
+
+def metric_series(run_id: int, name: str, *, session, cache: Aggregates,
+                  points: int = CURVE_POINTS) -> list[list[float]]:
+    """[[step, value], …] of one metric of a run, averaged into at most about ``points``
+    buckets of steps. Kept in memory until the metric gets a later step (metric points are
+    appended as a run trains), so a finished run's curves are read once."""
+    last = session.scalar(select(func.max(MetricPoint.step))
+                          .where(MetricPoint.run_id == run_id, MetricPoint.name == name))
+    if last is None:
+        return []
+
+    def compute() -> list[list[float]]:
+        lo, hi, n = session.execute(
+            select(func.min(MetricPoint.step), func.max(MetricPoint.step), func.count())
+            .where(MetricPoint.run_id == run_id, MetricPoint.name == name)).one()
+        width = max(1, math.ceil((hi - lo + 1) / points)) if n > points else 1
+        rows = session.execute(text(
+            "SELECT min(step), avg(value) FROM metric_points WHERE run_id = :r AND name = :n "
+            "GROUP BY step / :w ORDER BY 1"), {"r": run_id, "n": name, "w": width}).all()
+        return [[s, v] for s, v in rows if v is not None and math.isfinite(v)]
+
+    return cache.curves.get((run_id, name, points, last), compute)
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+
+
+def _sparkline_metric(run_id: int, session) -> str | None:
+    """The first of SPARKLINE_METRICS the run records (a metric, once recorded, stays)."""
+    for name in SPARKLINE_METRICS:
+        if session.scalar(select(MetricPoint.id).where(MetricPoint.run_id == run_id,
+                                                       MetricPoint.name == name).limit(1)):
+            return name
+    return None
+
+
+def runs_data(*, session, cache: Aggregates) -> dict[str, Any]:
+    runs = session.execute(select(Run.id, Run.name, Run.status, Run.started_at, Run.updated_at,
+                                  Run.finished_at, Run.message, Run.eval_set_id)
+                           .order_by(Run.id.desc())).all()
+    counts = dict(session.execute(select(Checkpoint.run_id, func.count())
+                                  .group_by(Checkpoint.run_id)).all())
+    latest_ids = session.scalars(select(func.max(Checkpoint.id)).group_by(Checkpoint.run_id)).all()
+    latest = {}
+    if latest_ids:
+        for row in session.execute(select(*CK_COLUMNS).join(Run, Run.id == Checkpoint.run_id)
+                                   .where(Checkpoint.id.in_(latest_ids))):
+            latest[row.run_id] = _ck_dict(row)
+    out = []
+    for r in runs:
+        spark_name = cache.sparkline_metric.get(r.id) or _sparkline_metric(r.id, session)
+        if spark_name:
+            cache.sparkline_metric[r.id] = spark_name
+        spark = metric_series(r.id, spark_name, session=session, cache=cache, points=60) \
+            if spark_name else []
+        ck = latest.get(r.id)
+        out.append({
+            "id": r.id, "name": r.name, "status": r.status, "started_at": r.started_at,
+            "updated_at": r.updated_at, "finished_at": r.finished_at, "message": r.message,
+            "checkpoints": counts.get(r.id, 0),
+            "latest_checkpoint": None if ck is None else {
+                "id": ck["id"], "step": ck["step"], "label": ck["label"],
+                "metrics": {k: ck["metrics"][k] for k in SUMMARY_METRICS if k in ck["metrics"]}},
+            "sparkline": {"metric": spark_name, "title": metric_title(spark_name or ""),
+                          "points": spark},
+        })
+    return {"runs": out}
+
+
+def run_data(run_id: int, *, session, cache: Aggregates, problems_reason: str | None = None,
+             problems_limit: int = 100) -> dict[str, Any]:
+    run = session.get(Run, run_id) if 1 <= run_id <= MAX_ID else None
+    if run is None:
+        raise NotFound(f"no run {run_id}")
+    cks = session.execute(select(*CK_COLUMNS).join(Run, Run.id == Checkpoint.run_id)
+                          .where(Checkpoint.run_id == run_id).order_by(Checkpoint.step, Checkpoint.id)).all()
+    checkpoints = [_ck_dict(r) for r in cks]
+    names = [n for n, in session.execute(
+        select(MetricPoint.name).where(MetricPoint.run_id == run_id).group_by(MetricPoint.name))]
+    curves = {name: metric_series(run_id, name, session=session, cache=cache) for name in names}
+    # evaluation metrics recorded only in the checkpoints' summaries become curves too (the
+    # known ones: a summary also holds counts and timings that make no useful curve)
+    for ck in checkpoints:
+        for key, value in ck["metrics"].items():
+            if key in EVAL_CURVES and key not in names and isinstance(value, (int, float)) \
+                    and not isinstance(value, bool) and math.isfinite(value):
+                curves.setdefault(key, []).append([ck["step"], value])
+    ordered = sorted(curves, key=_metric_order)
+    problem_counts = session.execute(
+        select(DataProblem.reason, func.count()).where(DataProblem.run_id == run_id)
+        .group_by(DataProblem.reason).order_by(func.count().desc())).all()
+    q = select(DataProblem.file, DataProblem.line, DataProblem.reason, DataProblem.detail) \
+        .where(DataProblem.run_id == run_id)
+    if problems_reason:
+        q = q.where(DataProblem.reason == problems_reason)
+    problems = session.execute(q.order_by(DataProblem.id).limit(problems_limit)).all()
+    return {
+        "run": {"id": run.id, "name": run.name, "status": run.status, "config": finite(run.config),
+                "data_files": run.data_files, "data_hash": run.data_hash,
+                "started_at": run.started_at, "updated_at": run.updated_at,
+                "finished_at": run.finished_at, "message": run.message,
+                "eval_set_id": run.eval_set_id},
+        "live": run.status == "running",
+        "curves": [{"name": n, "title": metric_title(n), "points": curves[n]} for n in ordered],
+        "checkpoints": [{k: ck[k] for k in ("id", "step", "name", "created_at", "metrics", "label")}
+                        for ck in checkpoints],
+        "validation": finite(run.validation),
+        "problem_counts": [{"reason": r, "n": n} for r, n in problem_counts],
+        "problems_reason": problems_reason,
+        "problems": [dict(p._mapping) for p in problems],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoint
+
+
+def checkpoint_data(ck_id: int, *, session, cache: Aggregates) -> dict[str, Any]:
+    ck = get_checkpoint(ck_id, session=session)
+    s = summary(ck, session=session, cache=cache)
+    siblings = session.execute(select(Checkpoint.id, Checkpoint.step).where(
+        Checkpoint.run_id == ck["run_id"]).order_by(Checkpoint.step, Checkpoint.id)).all()
+    ids = [r.id for r in siblings]
+    i = ids.index(ck["id"])
+    return {
+        "checkpoint": {k: ck[k] for k in ("id", "run_id", "run_name", "eval_set_id", "step", "path",
+                                           "name", "created_at", "metrics", "label")},
+        "summary": s,
+        "previous_id": ids[i - 1] if i > 0 else None,
+        "next_id": ids[i + 1] if i + 1 < len(ids) else None,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Examples
+
+
+def _labels_version(session) -> tuple[int, int]:
+    n, top = session.execute(select(func.count(), func.max(Label.id))).one()
+    return int(n or 0), int(top or 0)
+
+
+def count_examples(f: ExampleFilter, stamp: Any, *, session, cache: Aggregates) -> int:
+    base = f.without_page()
+    key: tuple = ("examples", base, stamp)
+    if f.labelled is not None:
+        key += (_labels_version(session),)
+    dialect = session.get_bind().dialect.name
+
+    def compute() -> int:
+        sql, params = count_sql(base, dialect)
+        return int(session.execute(text(sql), params).scalar_one())
+
+    return cache.count(key, compute)
+
+
+def examples_data(f: ExampleFilter, *, session, cache: Aggregates) -> dict[str, Any]:
+    if f.ck is None:
+        raise BadRequest("ck: choose a checkpoint")
+    ck = get_checkpoint(f.ck, session=session)
+    sort = SORTS[f.sort]
+    sql, params, reverse = list_sql(f, session.get_bind().dialect.name, ck["eval_set_id"])
+    rows = [dict(r._mapping) for r in session.execute(text(sql), params)]
+    more = len(rows) > f.limit
+    rows = rows[:f.limit]
+    if reverse:
+        rows.reverse()
+    for r in rows:
+        r["exact"], r["labelled"] = bool(r["exact"]), bool(r["labelled"])
+        r["steps_to_go"] = r["steps_total"] - r["step_k"]
+    # a page after a cursor always has a page before it, and vice versa
+    has_next = more if not reverse else True
+    has_prev = (f.after is not None) if not reverse else more
+    cursors = {
+        "next": encode_cursor(sort, sort_key_of(rows[-1], sort), rows[-1]["example_id"])
+        if rows and has_next else None,
+        "prev": encode_cursor(sort, sort_key_of(rows[0], sort), rows[0]["example_id"])
+        if rows and has_prev else None,
+    }
+    total = count_examples(f, ck["created_at"], session=session, cache=cache)
+    all_rows = count_examples(ExampleFilter(ck=ck["id"]), ck["created_at"], session=session,
+                              cache=cache)
+    return {
+        "checkpoint": {k: ck[k] for k in ("id", "label", "eval_set_id", "step", "run_id")},
+        "filter": f.params(), "sort": f.sort,
+        "total": total, "checkpoint_total": all_rows,
+        "rows": rows, "next": cursors["next"], "prev": cursors["prev"],
+        "checkpoints": checkpoints_of_eval_set(ck["eval_set_id"], session=session),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Trace
+
+
+def _true_span(term: str) -> tuple[int, int] | None:
+    try:
+        return redex_span(parse(term))
+    except (ParseError, RecursionError):
+        return None
+
+
+def trace_data(identity: str, *, session, ck_id: int | None = None) -> dict[str, Any]:
+    ck = get_checkpoint(ck_id, session=session) if ck_id is not None else None
+    if ck is not None:
+        es = ck["eval_set_id"]
+    else:
+        es = session.scalar(select(func.min(Example.eval_set_id))
+                            .where(Example.trace_identity == identity))
+    # the trace's steps with the checkpoint's predictions (none without a checkpoint)
+    ex_rows = session.execute(text(
+        "SELECT e.id, e.trace_id, e.step_k, e.steps_total, e.term, e.gold_start, e.gold_end, "
+        "e.term_len, p.pred_start, p.pred_end, p.start_conf, p.end_conf, p.iou, p.exact "
+        "FROM examples e LEFT JOIN predictions p ON p.checkpoint_id = :ck AND p.example_id = e.id "
+        "WHERE e.trace_identity = :t AND e.eval_set_id = :es ORDER BY e.step_k"),
+        {"ck": ck["id"] if ck else -1, "t": identity, "es": es}).all() if es is not None else []
+    if not ex_rows:
+        where = f" in the evaluation set of checkpoint {ck['id']}" if ck else ""
+        raise NotFound(f"no trace {identity}{where}")
+    rollout = None
+    if ck is not None:
+        ro = session.get(Rollout, (ck["id"], identity))
+        if ro is not None:
+            path = []
+            for k, item in enumerate(ro.path or []):
+                try:
+                    term, (s, e) = item[0], item[1]
+                    path.append({"k": k, "term": str(term), "span": [int(s), int(e)],
+                                 "true_span": _true_span(str(term))})
+                except (TypeError, ValueError, IndexError):
+                    path.append({"k": k, "term": repr(item), "span": [0, 0], "true_span": None})
+            rollout = {"success": ro.success, "reached_normal_form": ro.reached_normal_form,
+                       "steps": ro.steps, "gold_steps": ro.gold_steps,
+                       "first_divergent_step": ro.first_divergent_step, "path": path}
+    steps = []
+    for r in ex_rows:
+        has = r.pred_start is not None
+        steps.append({
+            "example_id": r.id, "step_k": r.step_k, "term": r.term, "term_len": r.term_len,
+            "gold": [r.gold_start, r.gold_end],
+            "pred": [r.pred_start, r.pred_end] if has else None,
+            "start_conf": r.start_conf, "end_conf": r.end_conf,
+            "iou": r.iou, "exact": bool(r.exact) if has else None,
+        })
+    # an evaluation set's traces are stored one after another (ensure_eval_set writes them in
+    # one insert), so the neighbours are the rows just before and after this trace's
+    neighbours = dict((side, (t, e)) for side, t, e in session.execute(text(
+        "SELECT * FROM (SELECT 0 AS side, trace_identity, eval_set_id FROM examples "
+        "WHERE id < :first ORDER BY id DESC LIMIT 1) AS b UNION ALL "
+        "SELECT * FROM (SELECT 1 AS side, trace_identity, eval_set_id FROM examples "
+        "WHERE id > :last ORDER BY id LIMIT 1) AS a"),
+        {"first": ex_rows[0].id, "last": ex_rows[-1].id}))
+    prev_t, next_t = ((neighbours[i][0] if i in neighbours and neighbours[i][1] == es else None)
+                      for i in (0, 1))
+    labels = session.execute(select(Label.id, Label.step_k, Label.category, Label.note,
+                                    Label.created_at).where(Label.trace_identity == identity)
+                             .order_by(Label.created_at, Label.id)).all()
+    return {
+        "identity": identity, "trace_id": ex_rows[0].trace_id, "eval_set_id": es,
+        "steps_total": ex_rows[0].steps_total,
+        "checkpoint": None if ck is None else {k: ck[k] for k in ("id", "label", "run_id", "step")},
+        "steps": steps, "rollout": rollout,
+        "labels": [dict(lb._mapping) for lb in labels],
+        "prev_trace": prev_t, "next_trace": next_t,
+        "checkpoints": checkpoints_of_eval_set(es, session=session),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Label queue: the unlabelled wrong predictions of a checkpoint, in example order
+
+
+QUEUE_SQL = ("FROM predictions p {join} examples e ON e.id = p.example_id "
+             "WHERE p.checkpoint_id = :ck AND p.exact = :f AND NOT EXISTS (SELECT 1 FROM labels l "
+             "WHERE l.trace_identity = e.trace_identity AND (l.step_k IS NULL OR l.step_k = e.step_k))")
+
+
+def queue_data(ck_id: int, *, session, after: int | None = None) -> dict[str, Any]:
+    ck = get_checkpoint(ck_id, session=session)
+    params = {"ck": ck["id"], "f": False, "after": after or 0}
+    body = QUEUE_SQL.format(join=join_kw(session.get_bind().dialect.name))
+    row = session.execute(text(
+        f"SELECT e.id, e.trace_identity, e.step_k {body} AND p.example_id > :after "
+        "ORDER BY p.example_id LIMIT 1"), params).first()
+    remaining = session.execute(text(f"SELECT count(*) {body}"), params).scalar_one()
+    return {
+        "checkpoint": {k: ck[k] for k in ("id", "label")}, "remaining": remaining,
+        "next": None if row is None else {"example_id": row.id, "identity": row.trace_identity,
+                                          "step_k": row.step_k},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Compare
+
+
+def compare_data(a_id: int, b_id: int, *, session, cache: Aggregates, kind: str = "regressions",
+                 order: str = "change", after: str | None = None, limit: int = 25) -> dict[str, Any]:
+    if kind not in COMPARE_KINDS:
+        raise BadRequest(f"kind: expected one of {', '.join(COMPARE_KINDS)}, got {kind!r}")
+    if order not in ("change", "-change"):
+        raise BadRequest(f"order: expected 'change' or '-change', got {order!r}")
+    a = get_checkpoint(a_id, session=session)
+    b = get_checkpoint(b_id, session=session)
+    if a["eval_set_id"] != b["eval_set_id"]:
+        raise BadRequest(f"checkpoints {a_id} and {b_id} were evaluated on different evaluation "
+                         "sets; pick two of the same set")
+    cursor = None
+    if after:
+        try:
+            delta_text, id_text = after.rsplit(",", 1)
+            cursor = (float(delta_text), int(id_text))
+            if not math.isfinite(cursor[0]) or not 0 <= cursor[1] <= MAX_ID:
+                raise ValueError
+        except ValueError:
+            raise BadRequest(f"after: expected '<IoU change>,<example id>', got {after[:80]!r}") from None
+    cmp = cache.comparison(session, (a["id"], a["created_at"]), (b["id"], b["created_at"]))
+    page, more = cmp.page(kind, order, cursor, limit)
+    ids = [r[1] for r in page]
+    examples = {}
+    preds: dict[tuple[int, int], Any] = {}
+    if ids:
+        marks = ", ".join(f":i{i}" for i in range(len(ids)))
+        bind = {f"i{i}": eid for i, eid in enumerate(ids)}
+        for r in session.execute(text(
+                "SELECT id, trace_identity, step_k, steps_total, term, gold_start, gold_end, term_len "
+                f"FROM examples WHERE id IN ({marks})"), bind):
+            examples[r.id] = r
+        for r in session.execute(text(
+                "SELECT checkpoint_id, example_id, pred_start, pred_end FROM predictions "
+                f"WHERE checkpoint_id IN (:a, :b) AND example_id IN ({marks})"),
+                dict(bind, a=a["id"], b=b["id"])):
+            preds[(r.checkpoint_id, r.example_id)] = r
+    rows = []
+    for delta, eid, ia, ib, ea, eb in page:
+        e = examples.get(eid)
+        pa, pb = preds.get((a["id"], eid)), preds.get((b["id"], eid))
+        if e is None:
+            continue
+        rows.append({
+            "example_id": eid, "identity": e.trace_identity, "step_k": e.step_k,
+            "steps_total": e.steps_total, "term": e.term, "gold": [e.gold_start, e.gold_end],
+            "a": {"pred": [pa.pred_start, pa.pred_end] if pa else None, "iou": ia, "exact": ea},
+            "b": {"pred": [pb.pred_start, pb.pred_end] if pb else None, "iou": ib, "exact": eb},
+            "change": ib - ia,
+        })
+    sa = summary(a, session=session, cache=cache)
+    sb = summary(b, session=session, cache=cache)
+    nxt = f"{page[-1][0]!r},{page[-1][1]}" if page and more else None
+    return {
+        "a": {k: a[k] for k in ("id", "label", "step")} | {"exact_rate": sa["exact_rate"],
+                                                           "mean_iou": sa["mean_iou"]},
+        "b": {k: b[k] for k in ("id", "label", "step")} | {"exact_rate": sb["exact_rate"],
+                                                           "mean_iou": sb["mean_iou"]},
+        "counts": cmp.counts(), "kind": kind, "order": order, "after": after,
+        "histograms": [{"lo": lo, "hi": hi, "a": ha["n"], "b": hb["n"]}
+                       for (lo, hi), ha, hb in zip(iou_bins(), sa["iou_histogram"], sb["iou_histogram"])],
+        "rows": rows, "next": nxt,
+        "checkpoints": checkpoints_of_eval_set(a["eval_set_id"], session=session),
+    }
+
+
+def default_compare_pair(*, session) -> tuple[int, int] | None:
+    """The latest checkpoint and the one before it in its run."""
+    b = session.execute(select(Checkpoint.id, Checkpoint.run_id, Checkpoint.step)
+                        .order_by(Checkpoint.id.desc()).limit(1)).first()
+    if b is None:
+        return None
+    a = session.scalar(select(Checkpoint.id).where(
+        Checkpoint.run_id == b.run_id, Checkpoint.eval_set_id == select(Checkpoint.eval_set_id)
+        .where(Checkpoint.id == b.id).scalar_subquery(), Checkpoint.id != b.id)
+        .order_by(Checkpoint.step.desc(), Checkpoint.id.desc()).limit(1))
+    return (a, b.id) if a is not None else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels
+
+
+def labels_data(*, session, category: str | None = None, limit: int = 500) -> dict[str, Any]:
+    q = select(Label.id, Label.trace_identity, Label.step_k, Label.category, Label.note, Label.term,
+               Label.created_at)
+    if category:
+        q = q.where(Label.category == category)
+    rows = session.execute(q.order_by(Label.created_at.desc(), Label.id.desc()).limit(limit)).all()
+    counts = dict(session.execute(select(Label.category, func.count()).group_by(Label.category)).all())
+    return {"labels": [dict(r._mapping) for r in rows], "counts": counts, "category": category,
+            "total": sum(counts.values())}
+

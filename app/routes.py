@@ -1,0 +1,335 @@
+"""Routes. Every page ``P`` has a JSON twin ``P.json`` (``/`` has ``/runs.json``) answered from
+the same data function; the HTML handler only adds the template."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+
+from lambdascope.store import LABEL_CATEGORIES
+
+from . import queries as Q
+from .deps import Cache, ExampleQuery, ReadDB, SameOrigin, Templates, WriteDB
+from .filters import MAX_ID, SORTS
+from .labels import LabelError, add_label, delete_label, export_labels
+from .playground import MAX_INPUT, playground_data
+from .rendering import url
+
+router = APIRouter()
+IDENTITY = re.compile(r"[0-9A-Za-z_-]{1,32}")
+
+
+def as_json(data: Any, status_code: int = 200) -> JSONResponse:
+    return JSONResponse(Q.finite(jsonable_encoder(data)), status_code=status_code)
+
+
+def opt_id(value: str | None, name: str) -> int | None:
+    """An optional id from the query string: empty means none; anything else must be a
+    positive integer."""
+    if value is None or value.strip() == "":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise Q.BadRequest(f"{name}: expected an id (a positive integer), got {value[:40]!r}") from None
+    if not 1 <= n <= MAX_ID:
+        raise Q.BadRequest(f"{name}: no such id {n}")
+    return n
+
+
+def opt_step(value: str | None, name: str = "step") -> int | None:
+    if value is None or value.strip() == "":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise Q.BadRequest(f"{name}: expected a step number, got {value[:40]!r}") from None
+    if not 0 <= n <= 1_000_000:
+        raise Q.BadRequest(f"{name}: expected a step number >= 0, got {n}")
+    return n
+
+
+def check_identity(identity: str) -> str:
+    if not IDENTITY.fullmatch(identity):
+        raise Q.BadRequest("a trace identity is 1 to 32 letters, digits, '-' or '_'")
+    return identity
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+
+
+@router.get("/runs.json")
+def runs_json(db: ReadDB, cache: Cache):
+    return as_json(Q.runs_data(session=db, cache=cache))
+
+
+@router.get("/", response_class=HTMLResponse)
+def runs_page(request: Request, db: ReadDB, cache: Cache, tpl: Templates):
+    return tpl.render(request, "runs.html", Q.runs_data(session=db, cache=cache) | {"nav": "runs"})
+
+
+def _run(run_id: int, db, cache, problems_reason: str | None) -> dict[str, Any]:
+    if problems_reason is not None and len(problems_reason) > 64:
+        raise Q.BadRequest("problems_reason: at most 64 characters")
+    return Q.run_data(run_id, session=db, cache=cache, problems_reason=problems_reason or None)
+
+
+@router.get("/runs/{run_id:int}.json")
+def run_json(run_id: int, db: ReadDB, cache: Cache, problems_reason: str | None = None):
+    return as_json(_run(run_id, db, cache, problems_reason))
+
+
+@router.get("/runs/{run_id:int}", response_class=HTMLResponse)
+def run_page(request: Request, run_id: int, db: ReadDB, cache: Cache, tpl: Templates,
+             problems_reason: str | None = None):
+    data = _run(run_id, db, cache, problems_reason)
+    return tpl.render(request, "run.html", data | {"nav": "runs"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoint
+
+
+@router.get("/checkpoints/{ck:int}.json")
+def checkpoint_json(ck: int, db: ReadDB, cache: Cache):
+    return as_json(Q.checkpoint_data(ck, session=db, cache=cache))
+
+
+@router.get("/checkpoints/{ck:int}", response_class=HTMLResponse)
+def checkpoint_page(request: Request, ck: int, db: ReadDB, cache: Cache, tpl: Templates):
+    return tpl.render(request, "checkpoint.html",
+                      Q.checkpoint_data(ck, session=db, cache=cache) | {"nav": "runs"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Examples
+
+
+def _examples_or_redirect(request: Request, f, db, cache, json: bool):
+    if f.ck is None:
+        latest = Q.latest_checkpoint_id(session=db)
+        if latest is None:
+            if json:
+                raise Q.NotFound("there are no checkpoints in this store yet")
+            return None
+        return RedirectResponse(url(request.url.path, f.params(ck=latest)), status_code=303)
+    return Q.examples_data(f, session=db, cache=cache)
+
+
+@router.get("/examples.json")
+def examples_json(request: Request, f: ExampleQuery, db: ReadDB, cache: Cache):
+    data = _examples_or_redirect(request, f, db, cache, json=True)
+    return data if isinstance(data, Response) else as_json(data)
+
+
+@router.get("/examples", response_class=HTMLResponse)
+def examples_page(request: Request, f: ExampleQuery, db: ReadDB, cache: Cache, tpl: Templates):
+    data = _examples_or_redirect(request, f, db, cache, json=False)
+    if isinstance(data, Response):
+        return data
+    ctx = {"nav": "examples", "f": f, "sorts": SORTS, "empty_store": data is None}
+    # htmx pushes this address: the filter's canonical URL, without the form's empty fields
+    headers = {"HX-Push-Url": url("/examples", f.params())} if request.headers.get("hx-request") else None
+    return tpl.render(request, "examples.html", (data or {}) | ctx, headers=headers)
+
+
+# ---------------------------------------------------------------------------------------------
+# Trace
+
+
+def _trace(identity: str, db, ck: str | None, step: str | None, queue: str | None) -> dict[str, Any]:
+    data = Q.trace_data(check_identity(identity), session=db, ck_id=opt_id(ck, "ck"))
+    focus = opt_step(step)
+    data["focus_step"] = focus if focus is not None and focus <= data["steps_total"] else None
+    data["queue"] = queue in ("1", "true", "yes") and data["checkpoint"] is not None
+    if data["queue"]:
+        here = next((s for s in data["steps"] if s["step_k"] == data["focus_step"]), data["steps"][0])
+        data["queue_next"] = url("/queue", ck=data["checkpoint"]["id"], after=here["example_id"])
+    return data
+
+
+@router.get("/traces/{identity}.json")
+def trace_json(identity: str, db: ReadDB, ck: str | None = None, step: str | None = None,
+               queue: str | None = None):
+    return as_json(_trace(identity, db, ck, step, queue))
+
+
+@router.get("/traces/{identity}", response_class=HTMLResponse)
+def trace_page(request: Request, identity: str, db: ReadDB, tpl: Templates, ck: str | None = None,
+               step: str | None = None, queue: str | None = None):
+    data = _trace(identity, db, ck, step, queue)
+    return tpl.render(request, "trace.html", data | {"nav": "examples",
+                                                     "categories": LABEL_CATEGORIES})
+
+
+# ---------------------------------------------------------------------------------------------
+# Label queue
+
+
+def _queue(db, ck: str | None, after: str | None) -> dict[str, Any]:
+    ck_id = opt_id(ck, "ck")
+    if ck_id is None:
+        ck_id = Q.latest_checkpoint_id(session=db)
+        if ck_id is None:
+            raise Q.NotFound("there are no checkpoints in this store yet")
+    return Q.queue_data(ck_id, session=db, after=opt_id(after, "after"))
+
+
+@router.get("/queue.json")
+def queue_json(db: ReadDB, ck: str | None = None, after: str | None = None):
+    return as_json(_queue(db, ck, after))
+
+
+@router.get("/queue", response_class=HTMLResponse)
+def queue_page(request: Request, db: ReadDB, tpl: Templates, ck: str | None = None,
+               after: str | None = None):
+    data = _queue(db, ck, after)
+    nxt = data["next"]
+    if nxt is not None:
+        return RedirectResponse(url(f"/traces/{nxt['identity']}", ck=data["checkpoint"]["id"],
+                                    step=nxt["step_k"], queue=1), status_code=303)
+    return tpl.render(request, "queue_done.html", data | {"nav": "labels"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Compare
+
+
+def _compare(db, cache, a, b, kind, order, after):
+    return Q.compare_data(opt_id(a, "a"), opt_id(b, "b"), session=db, cache=cache,
+                          kind=kind or "regressions", order=order or "change", after=after or None)
+
+
+@router.get("/compare.json")
+def compare_json(request: Request, db: ReadDB, cache: Cache, a: str | None = None,
+                 b: str | None = None, kind: str | None = None, order: str | None = None,
+                 after: str | None = None):
+    if not (a and b):
+        raise Q.BadRequest("a and b: the two checkpoints to compare")
+    return as_json(_compare(db, cache, a, b, kind, order, after))
+
+
+@router.get("/compare", response_class=HTMLResponse)
+def compare_page(request: Request, db: ReadDB, cache: Cache, tpl: Templates, a: str | None = None,
+                 b: str | None = None, kind: str | None = None, order: str | None = None,
+                 after: str | None = None):
+    if not (a and b):
+        pair = Q.default_compare_pair(session=db)
+        if pair is not None and not (a or b):
+            return RedirectResponse(url("/compare", a=pair[0], b=pair[1]), status_code=303)
+        return tpl.render(request, "compare.html", {
+            "nav": "compare", "choose": True, "a": {"id": opt_id(a, "a")}, "b": {"id": opt_id(b, "b")},
+            "checkpoints": Q.all_checkpoints(session=db)})
+    data = _compare(db, cache, a, b, kind, order, after)
+    return tpl.render(request, "compare.html", data | {"nav": "compare", "choose": False})
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels
+
+
+def _category(value: str | None) -> str | None:
+    if value in (None, ""):
+        return None
+    if value not in LABEL_CATEGORIES:
+        raise Q.BadRequest(f"category: one of {', '.join(LABEL_CATEGORIES)}")
+    return value
+
+
+@router.get("/labels.json")
+def labels_json(db: ReadDB, category: str | None = None):
+    return as_json(Q.labels_data(session=db, category=_category(category)))
+
+
+@router.get("/labels", response_class=HTMLResponse)
+def labels_page(request: Request, db: ReadDB, tpl: Templates, category: str | None = None):
+    data = Q.labels_data(session=db, category=_category(category))
+    return tpl.render(request, "labels.html", data | {"nav": "labels", "categories": LABEL_CATEGORIES})
+
+
+@router.get("/labels/export.{fmt}")
+def labels_export(fmt: str, db: ReadDB):
+    if fmt not in ("jsonl", "csv"):
+        raise Q.NotFound(f"labels export: .jsonl or .csv, not .{fmt[:20]}")
+    media = "application/x-ndjson" if fmt == "jsonl" else "text/csv"
+    chunks = list(export_labels(db, fmt))  # read now, while the session is open
+    return StreamingResponse(iter(chunks), media_type=f"{media}; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="lambdascope-labels.{fmt}"'})
+
+
+def _safe_next(next_url: str | None, fallback: str) -> str:
+    """Only a path on this server (no scheme, no host, no '//')."""
+    if next_url and next_url.startswith("/") and not next_url.startswith(("//", "/\\")) \
+            and len(next_url) < 2000 and not any(c in next_url for c in "\r\n"):
+        return next_url
+    return fallback
+
+
+def _after_label_write(request: Request, db, tpl, identity: str, ck: str | None,
+                       next_url: str | None, queue: bool) -> Response:
+    back = url(f"/traces/{identity}", ck=ck or None)
+    target = _safe_next(next_url, back)
+    if request.headers.get("hx-request") == "true":
+        if queue:
+            return Response(status_code=204, headers={"HX-Redirect": target})
+        data = Q.trace_data(identity, session=db, ck_id=opt_id(ck, "ck"))
+        data |= {"focus_step": None, "queue": False, "categories": LABEL_CATEGORIES}
+        return tpl.render(request, "trace.html", data)
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/labels")
+def labels_create(request: Request, _: SameOrigin, db: WriteDB, tpl: Templates,
+                  identity: Annotated[str, Form(max_length=32)],
+                  category: Annotated[str, Form(max_length=32)],
+                  step: Annotated[str, Form(max_length=12)] = "",
+                  note: Annotated[str, Form(max_length=4000)] = "",
+                  ck: Annotated[str, Form(max_length=24)] = "",
+                  next: Annotated[str, Form(max_length=2000)] = "",
+                  queue: Annotated[str, Form(max_length=8)] = ""):
+    check_identity(identity)
+    try:
+        add_label(db, trace_identity=identity, step_k=opt_step(step), category=category, note=note)
+    except LabelError as e:
+        raise Q.BadRequest(str(e)) from None
+    db.commit()
+    return _after_label_write(request, db, tpl, identity, ck, next, queue == "1")
+
+
+@router.post("/labels/{label_id:int}/delete")
+def labels_delete(request: Request, label_id: int, _: SameOrigin, db: WriteDB, tpl: Templates,
+                  identity: Annotated[str, Form(max_length=32)] = "",
+                  ck: Annotated[str, Form(max_length=24)] = "",
+                  next: Annotated[str, Form(max_length=2000)] = ""):
+    if not delete_label(db, label_id):
+        raise Q.NotFound(f"no label {label_id}")
+    db.commit()
+    if identity and IDENTITY.fullmatch(identity):
+        return _after_label_write(request, db, tpl, identity, ck, next, False)
+    return RedirectResponse(_safe_next(next, "/labels"), status_code=303)
+
+
+# ---------------------------------------------------------------------------------------------
+# Playground
+
+
+def _playground(db, term: str | None, ck: str | None) -> dict[str, Any]:
+    return playground_data(term or "", opt_id(ck, "ck"), session=db)
+
+
+@router.get("/playground.json")
+def playground_json(db: ReadDB, term: str | None = None, ck: str | None = None):
+    return as_json(_playground(db, term, ck))
+
+
+@router.get("/playground", response_class=HTMLResponse)
+def playground_page(request: Request, db: ReadDB, tpl: Templates, term: str | None = None,
+                    ck: str | None = None):
+    data = _playground(db, term, ck)
+    return tpl.render(request, "playground.html", data | {
+        "nav": "playground", "max_input": MAX_INPUT, "checkpoints": Q.all_checkpoints(session=db)})

@@ -1,0 +1,374 @@
+"""Dashboard latency under load: a store of 10 checkpoints x ~100,000 examples (1,000,000
+predictions), a trainer-like writer inserting evaluations and metric points meanwhile, and 8
+concurrent clients. Prints p50/p95/max latency per page type and the error count; asserts
+nothing.
+
+    .venv/bin/python bench/bench_dashboard.py                 # build the store once, then run 60 s
+    .venv/bin/python bench/bench_dashboard.py --rebuild       # build it again
+    .venv/bin/python bench/bench_dashboard.py --seconds 30 --clients 8
+
+The store is built through ``store.ensure_eval_set`` and ``store.write_evaluation`` (what the
+trainer calls), from reference-generator traces and synthetic predictions. The server runs as
+``lambdascope serve`` in its own process (or several, ``--workers``), the writer in another, the
+clients in a third (asyncio, one keep-alive connection each, no pause between requests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import text  # noqa: E402
+
+from lambdascope.store import (DataProblem, Label, MetricPoint, Run, ensure_eval_set,  # noqa: E402
+                               open_store, write_evaluation)
+from tests.app_store import make_traces, prediction, rollout_of, wrong_span  # noqa: E402
+
+PAGE_SIZE = 50
+METRICS = ("loss", "lr", "tokens_per_s", "exact", "mean_iou", "nf_f1", "rollout_success", "mfu")
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Building the store
+
+
+def synthetic_evaluation(traces, ids, rng: random.Random, difficulty: dict, quality: float):
+    """Predictions and rollouts of a checkpoint whose chance of an exact span is ``quality``,
+    correlated across checkpoints through each example's fixed difficulty."""
+    preds, rollouts = [], []
+    for tr in traces:
+        spans = {}
+        for r in tr.records:
+            key = (tr.identity, r.step_k)
+            right = difficulty[key] < quality if rng.random() > 0.04 else rng.random() < 0.5
+            span = r.span if right else wrong_span(rng, r.term, r.span)
+            spans[r.step_k] = span
+            preds.append(prediction(rng, ids[key], r.term, r.span, span))
+        rollouts.append(rollout_of(tr, spans))
+    n = len(preds)
+    metrics = {"exact": sum(p["exact"] for p in preds) / n, "mean_iou": sum(p["iou"] for p in preds) / n,
+               "rollout_success": sum(r["success"] for r in rollouts) / len(rollouts), "nf_f1": quality}
+    return preds, rollouts, metrics
+
+
+def build(url: str, n_examples: int, n_checkpoints: int, seed: int) -> None:
+    t0 = time.perf_counter()
+    traces, count, batch, seen = [], 0, 0, set()
+    while count < n_examples:  # traces of ~9 steps until there are enough examples
+        more = make_traces(2000, seed + batch)
+        batch += 1
+        for tr in more:
+            if count >= n_examples:
+                break
+            if tr.identity in seen:  # the same first term again: one trace is enough
+                continue
+            seen.add(tr.identity)
+            traces.append(tr)
+            count += len(tr.records)
+    log(f"generated {len(traces)} traces, {count} examples in {time.perf_counter() - t0:.1f} s")
+    engine, Session = open_store(url)
+    rng = random.Random(seed)
+    with Session() as s:
+        es_id, ids = ensure_eval_set(s, "bench-eval", "reference generator", traces)
+        run = Run(name="bench-run", config={"d_model": 256}, data_files=["data/bench.jsonl"],
+                  data_hash="0" * 64, status="finished", eval_set_id=es_id,
+                  validation={"lines": 1_000_000, "valid_records": 999_000,
+                              "problems_by_reason": {"bad_json": 600, "wrong_span": 400}})
+        s.add(run)
+        s.flush()
+        s.add_all([DataProblem(run_id=run.id, file="data/bench.jsonl", line=i * 97,
+                               reason="bad_json" if i % 3 else "wrong_span", detail=f"problem {i}")
+                   for i in range(1000)])
+        s.execute(MetricPoint.__table__.insert(), [
+            dict(run_id=run.id, step=k * 10, name=name, value=1.0 / (k + 1) + i)
+            for k in range(5000) for i, name in enumerate(METRICS)])
+        s.commit()
+        difficulty = {(tr.identity, r.step_k): rng.random() for tr in traces for r in tr.records}
+        for c in range(n_checkpoints):
+            t1 = time.perf_counter()
+            quality = 0.35 + 0.55 * c / max(1, n_checkpoints - 1)
+            preds, rollouts, metrics = synthetic_evaluation(traces, ids, rng, difficulty, quality)
+            t2 = time.perf_counter()
+            write_evaluation(s, run_id=run.id, eval_set_id=es_id, step=(c + 1) * 1000,
+                             path=f"runs/bench/ckpt-{c + 1}.pt", metrics=metrics, predictions=preds,
+                             rollouts=rollouts,
+                             metric_points=[{"step": (c + 1) * 1000, "name": k, "value": v}
+                                            for k, v in metrics.items()])
+            s.commit()
+            log(f"checkpoint {c + 1}/{n_checkpoints}: {len(preds)} predictions "
+                f"(made in {t2 - t1:.1f} s, written in {time.perf_counter() - t2:.1f} s)")
+        sample = [tr.identity for tr in traces[::max(1, len(traces) // 300)]]
+        s.add_all([Label(trace_identity=t, step_k=None, category="interesting", note="bench", term="")
+                   for t in sample[:200]])
+        s.commit()
+    engine.dispose()
+    log(f"built {url} in {time.perf_counter() - t0:.0f} s")
+
+
+# ---------------------------------------------------------------------------------------------
+# The writer: a live run, metric points every half second, an evaluation every few seconds
+
+
+def writer(url: str, stop_at: float, eval_every: float, out: mp.Queue) -> None:
+    engine, Session = open_store(url)
+    rng = random.Random(99)
+    written = {"evaluations": 0, "metric_points": 0, "eval_write_s": []}
+    with Session() as s:
+        es_id = s.execute(text("SELECT id FROM eval_sets WHERE name = 'bench-eval'")).scalar_one()
+        run = Run(name=f"live-{os.getpid()}", config={}, data_files=[], data_hash="2" * 64,
+                  status="running", eval_set_id=es_id)
+        s.add(run)
+        s.commit()
+        ex = s.execute(text("SELECT id, gold_start, gold_end, term_len FROM examples "
+                            "WHERE eval_set_id = :e"), {"e": es_id}).all()
+        idents = [r[0] for r in s.execute(text(
+            "SELECT DISTINCT trace_identity FROM examples WHERE eval_set_id = :e"), {"e": es_id})]
+        step, next_eval = 0, time.time() + eval_every
+        while time.time() < stop_at:
+            step += 100
+            s.execute(MetricPoint.__table__.insert(), [
+                dict(run_id=run.id, step=step, name=n, value=rng.random())
+                for n in ("loss", "lr", "tokens_per_s")])
+            s.commit()
+            written["metric_points"] += 3
+            if time.time() >= next_eval:
+                t0 = time.perf_counter()
+                preds = []
+                for eid, gs, ge, n in ex:
+                    ok = rng.random() < 0.7
+                    ps, pe = (gs, ge) if ok else (0, 0)
+                    preds.append({"example_id": eid, "pred_start": ps, "pred_end": pe,
+                                  "start_conf": 0.9, "end_conf": 0.9,
+                                  "iou": 1.0 if ok else (1.0 if (gs, ge) == (0, 0) else 0.0),
+                                  "exact": ok or (gs, ge) == (0, 0)})
+                rollouts = [{"trace_identity": t, "success": False, "reached_normal_form": False,
+                             "steps": 0, "gold_steps": 1, "first_divergent_step": 0, "path": []}
+                            for t in idents]
+                write_evaluation(s, run_id=run.id, eval_set_id=es_id, step=step, path="live.pt",
+                                 metrics={"exact": 0.7}, predictions=preds, rollouts=rollouts,
+                                 metric_points=[{"step": step, "name": "exact", "value": 0.7}])
+                s.commit()
+                written["evaluations"] += 1
+                written["eval_write_s"].append(time.perf_counter() - t0)
+                next_eval = time.time() + eval_every
+            time.sleep(0.5)
+        run.status = "finished"
+        s.commit()
+    engine.dispose()
+    out.put(written)
+
+
+# ---------------------------------------------------------------------------------------------
+# Clients
+
+
+def request_path(rng: random.Random, plan: dict, kind: str) -> str:
+    cks, cursors, traces = plan["checkpoints"], plan["cursors"], plan["traces"]
+    i = rng.randrange(len(cks))
+    ck = cks[i]
+    if kind == "runs":
+        return "/"
+    if kind == "checkpoint":
+        return f"/checkpoints/{ck}"
+    if kind == "examples p1":
+        return rng.choice([f"/examples?ck={ck}&correct=wrong&sort=iou",
+                           f"/examples?ck={ck}&nf=0&len_min=40&labelled=0&sort=-conf"])
+    if kind == "examples p500":
+        return f"/examples?ck={ck}&nf=0&sort=iou&after={cursors[ck]}"
+    if kind == "trace":
+        return f"/traces/{rng.choice(traces)}?ck={ck}"
+    j = i + 1 if i + 1 < len(cks) else i - 1  # compare: a checkpoint with its neighbour
+    return f"/compare?a={cks[min(i, j)]}&b={cks[max(i, j)]}"
+
+
+KINDS = ["runs", "checkpoint", "examples p1", "examples p500", "trace", "compare"]
+
+
+def clients(port: int, n: int, plan: dict, start_at: float, warm_until: float, stop_at: float,
+            out: mp.Queue) -> None:
+    """``n`` concurrent clients, each requesting page after page with no pause, on one
+    keep-alive connection each: asyncio and raw HTTP/1.1 in one process, so that the clients
+    take little of the CPU the server needs."""
+    import asyncio
+
+    async def one(seed: int) -> list:
+        rng = random.Random(seed)
+        results = []
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while time.time() < start_at:
+            await asyncio.sleep(0.01)
+        while time.time() < stop_at:
+            kind = rng.choice(KINDS)
+            path = request_path(rng, plan, kind)
+            t0 = time.perf_counter()
+            try:
+                writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+                await writer.drain()
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:"))
+                body = await reader.readexactly(length)
+                ok = status == 200 and len(body) > 0
+            except Exception as e:  # a refused or broken connection is an error too
+                status, ok = repr(e)[:80], False
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            results.append((kind, time.perf_counter() - t0, ok, status, time.time() < warm_until))
+        writer.close()
+        return results
+
+    async def run() -> list:
+        parts = await asyncio.gather(*(one(i) for i in range(n)))
+        return [r for part in parts for r in part]
+
+    out.put(asyncio.run(run()))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def plan_for(url: str) -> dict:
+    engine, Session = open_store(url)
+    with Session() as s:
+        cks = [r[0] for r in s.execute(text(
+            "SELECT c.id FROM checkpoints c JOIN runs r ON r.id = c.run_id "
+            "WHERE r.name = 'bench-run' ORDER BY c.step"))]
+        cursors = {}
+        for ck in cks:
+            # the last row of page 499 of the filter: page 500 starts after it
+            iou, eid = s.execute(text(
+                "SELECT p.iou, p.example_id FROM predictions p JOIN examples e ON e.id = p.example_id "
+                "WHERE p.checkpoint_id = :c AND NOT (e.gold_start = 0 AND e.gold_end = 0) "
+                "ORDER BY p.iou, p.example_id LIMIT 1 OFFSET :o"), {"c": ck, "o": 499 * PAGE_SIZE - 1}).one()
+            cursors[ck] = f"{iou!r},{eid}"
+        traces = [r[0] for r in s.execute(text(
+            "SELECT trace_identity FROM examples WHERE step_k = 0 ORDER BY id LIMIT 2000"))]
+        n_pred = s.execute(text("SELECT count(*) FROM predictions")).scalar_one()
+        n_ex = s.execute(text("SELECT count(*) FROM examples")).scalar_one()
+    engine.dispose()
+    return {"checkpoints": cks, "cursors": cursors, "traces": traces, "predictions": n_pred,
+            "examples": n_ex}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--db", default=str(ROOT / "data" / "bench" / "dashboard.db"))
+    ap.add_argument("--rebuild", action="store_true")
+    ap.add_argument("--examples", type=int, default=100_000)
+    ap.add_argument("--checkpoints", type=int, default=10)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--warmup", type=float, default=10, help="seconds not counted at the start")
+    ap.add_argument("--eval-every", type=float, default=15, help="seconds between the writer's evaluations")
+    ap.add_argument("--no-writer", action="store_true")
+    ap.add_argument("--workers", type=int, default=1, help="server worker processes")
+    args = ap.parse_args()
+
+    db = Path(args.db)
+    url = f"sqlite:///{db}"
+    if args.rebuild:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+    if not db.exists():
+        db.parent.mkdir(parents=True, exist_ok=True)
+        build(url, args.examples, args.checkpoints, seed=1000)
+    plan = plan_for(url)
+    log(f"store: {plan['examples']:,} examples, {plan['predictions']:,} predictions, "
+        f"{len(plan['checkpoints'])} benchmark checkpoints")
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "lambdascope"), "serve", "--db", url,
+                               "--port", str(port), "--log-level", "warning",
+                               "--workers", str(args.workers)],
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        import httpx
+
+        for _ in range(200):
+            try:
+                httpx.get(base + "/runs.json", timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        ctx = mp.get_context("spawn")
+        out = ctx.Queue()
+        start_at = time.time() + 2
+        warm_until = start_at + args.warmup
+        stop_at = warm_until + args.seconds
+        procs = []
+        if not args.no_writer:
+            procs.append(ctx.Process(target=writer, args=(url, stop_at, args.eval_every, out)))
+        procs.append(ctx.Process(target=clients, args=(port, args.clients, plan, start_at, warm_until,
+                                                       stop_at, out)))
+        for p in procs:
+            p.start()
+        results, written = [], None
+        for _ in procs:
+            item = out.get()
+            if isinstance(item, dict):
+                written = item
+            else:
+                results.extend(item)
+        for p in procs:
+            p.join()
+    finally:
+        server.terminate()
+        try:
+            _, err = server.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            _, err = server.communicate()
+    errors_in_log = [ln for ln in err.decode(errors="replace").splitlines()
+                     if "Traceback" in ln or "locked" in ln or "ERROR" in ln]
+
+    def q(xs, p):
+        xs = sorted(xs)
+        return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
+
+    print(f"\ndashboard benchmark: {plan['predictions']:,} predictions ({len(plan['checkpoints'])} checkpoints x "
+          f"~{plan['examples']:,} examples), {args.clients} clients, {args.seconds:.0f} s measured after "
+          f"{args.warmup:.0f} s warm-up, writer {'off' if args.no_writer else 'on'}; {os.cpu_count()} CPUs")
+    print(f"{'page':<16}{'requests':>9}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'errors':>8}   (warm-up: n, max ms)")
+    all_ok = True
+    for kind in KINDS:
+        hot = [r for r in results if r[0] == kind and not r[4]]
+        cold = [r for r in results if r[0] == kind and r[4]]
+        lat = [r[1] * 1000 for r in hot]
+        errors = sum(not r[2] for r in results if r[0] == kind)
+        all_ok &= errors == 0 and q(lat, 0.95) < 50
+        print(f"{kind:<16}{len(lat):>9}{q(lat, 0.5):>9.1f}{q(lat, 0.95):>9.1f}{max(lat, default=0):>9.1f}"
+              f"{errors:>8}   ({len(cold)}, {max((r[1] * 1000 for r in cold), default=0):.0f})")
+    bad = [r for r in results if not r[2]]
+    if bad:
+        print("first errors:", bad[:5])
+    if written:
+        ws = written["eval_write_s"]
+        print(f"writer: {written['evaluations']} evaluations of {plan['examples']:,} predictions "
+              f"(write {statistics.mean(ws) if ws else 0:.1f} s each), {written['metric_points']} metric points")
+    print(f"server log: {len(errors_in_log)} error lines" + (f", e.g. {errors_in_log[0]}" if errors_in_log else ""))
+    print("all p95 < 50 ms with no error" if all_ok else "NOT all p95 < 50 ms with no error")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""The quality run: the default configuration on the generator's default distribution, with the
+learning curve on held-out traces.
+
+    .venv/bin/python bench/quality.py [--minutes 60] [--traces 150000] [--db runs/quality.db]
+
+1. generates ``--traces`` traces with the default distribution (``lambdascope generate``; the
+   Rust generator when it is built, else ``--reference``), unless the file is there already;
+2. measures the matmul peak for MFU (``bench/peak.py``);
+3. runs ``lambdascope train --data FILE --minutes M --eval-every 5m`` (the default model and
+   optimiser), evaluating on the held-out evaluation split every 5 minutes of training;
+4. prints step exact match, normal-form F1 and rollout success at 5, 10, 20, 40 and 60 minutes
+   (the evaluation nearest each), with the throughput, MFU and padding of the run.
+
+The bars (issue 4): step exact match >= 99%, normal-form F1 >= 99.5%, rollout success >= 90%
+within 60 minutes on this 2-core CPU. Extra arguments after ``--`` go to ``lambdascope train``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MARKS = (5, 10, 20, 40, 60)
+
+
+def curve(db: str, run_name: str) -> list[dict]:
+    from sqlalchemy import select
+
+    from lambdascope.store import Checkpoint, Run, open_store, resolve_db_url
+
+    _, Session = open_store(resolve_db_url(db))
+    with Session() as s:
+        run = s.scalar(select(Run).where(Run.name == run_name))
+        if run is None:
+            return []
+        return [dict(c.metrics, step=c.step) for c in
+                s.scalars(select(Checkpoint).where(Checkpoint.run_id == run.id, Checkpoint.name.is_(None))
+                          .order_by(Checkpoint.step))]
+
+
+def print_curve(points: list[dict], minutes: float) -> None:
+    print(f"{'minutes':>8} {'step':>7} {'exact':>8} {'nf F1':>8} {'trace':>8} {'rollout':>8} {'mean IoU':>9}")
+    for mark in [m for m in MARKS if m <= minutes + 1e-9] or [minutes]:
+        near = min(points, key=lambda p: abs(p["train_minutes"] - mark), default=None)
+        if near is None or abs(near["train_minutes"] - mark) > 2.5:
+            print(f"{mark:>8} {'-':>7}")
+            continue
+        print(f"{near['train_minutes']:>8.1f} {near['step']:>7} {100 * near['exact']:>7.2f}% "
+              f"{100 * near['nf_f1']:>7.2f}% {100 * near['trace_accuracy']:>7.2f}% "
+              f"{100 * near['rollout_success']:>7.2f}% {near['mean_iou']:>9.4f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=60)
+    ap.add_argument("--traces", type=int, default=150_000)
+    ap.add_argument("--seed", type=int, default=2024, help="generator seed")
+    ap.add_argument("--db", default="runs/quality.db")
+    ap.add_argument("--run-name", default=None)
+    ap.add_argument("--skip-peak", action="store_true", help="reuse runs/peak.json")
+    ap.add_argument("train_args", nargs="*", help="more `lambdascope train` arguments (after --)")
+    args = ap.parse_args()
+    exe = str(ROOT / ".venv" / "bin" / "lambdascope")
+    data = ROOT / "data" / f"quality-{args.traces}-s{args.seed}.jsonl"
+    if not data.exists():
+        from lambdascope.cli import find_generator
+
+        data.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [exe, "generate", str(data), str(args.traces), "--seed", str(args.seed)]
+        if find_generator() is None:
+            cmd.append("--reference")
+        print("$", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+    if not args.skip_peak:
+        subprocess.run([sys.executable, str(ROOT / "bench" / "peak.py")], check=True)
+    name = args.run_name or dt.datetime.now().strftime("quality-%Y%m%d-%H%M%S")
+    cmd = [exe, "train", "--data", str(data), "--db", args.db, "--run-name", name,
+           "--minutes", str(args.minutes), "--eval-every", "5m", *args.train_args]
+    print("$", " ".join(cmd), flush=True)
+    rc = subprocess.run(cmd).returncode
+    points = curve(args.db, name)
+    print(f"\nheld-out evaluation of run {name} ({len(points)} evaluations):")
+    print_curve(points, args.minutes)
+    sys.exit(rc)
+
+
+if __name__ == "__main__":
+    main()

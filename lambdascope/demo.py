@@ -1,0 +1,128 @@
+"""``lambdascope demo``: the main job in one command. Generate a data set (if absent), train in
+the background into a SQLite store under runs/ (continuing an earlier demo run), and serve the
+dashboard in the foreground. Ctrl-C stops the server, then the trainer, cleanly."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RUN_NAME = "demo"
+TRAINER_STOP_TIMEOUT_S = 60
+
+
+def say(msg: str) -> None:
+    print(f"\033[1mdemo:\033[0m {msg}" if sys.stderr.isatty() else f"demo: {msg}",
+          file=sys.stderr, flush=True)
+
+
+def register(sub) -> None:
+    from .cli import _positive_int
+
+    d = sub.add_parser("demo", help="generate, train in the background and serve the dashboard",
+                       description="The whole flow in one command: generate traces (if the data file "
+                       "is absent), start training in the background into a SQLite store under runs/ "
+                       "(continuing an earlier demo run), and serve the dashboard. Ctrl-C stops both "
+                       "cleanly; running it again continues.")
+    d.add_argument("--traces", type=_positive_int, default=20000, help="traces to generate (default 20000)")
+    d.add_argument("--data", default="data/demo.jsonl", help="data file (default data/demo.jsonl)")
+    d.add_argument("--minutes", type=float, default=30.0, help="training minutes (default 30)")
+    d.add_argument("--eval-every", default="30s", help="evaluate every N steps or T seconds (default 30s)")
+    d.add_argument("--port", type=_positive_int, default=8000, help="dashboard port (default 8000)")
+    d.add_argument("--runs-dir", default="runs", help="store and checkpoints folder (default runs)")
+    d.add_argument("--no-train", action="store_true", help="only serve what is in the store")
+    d.set_defaults(func=cmd_demo)
+
+
+def _generate(path: Path, traces: int) -> None:
+    from .cli import UsageError, find_generator
+
+    exe = find_generator()
+    if exe is None:
+        raise UsageError("lambda-gen is not built: run `make demo` (it builds it) or `make build`")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    say(f"generating {traces} traces into {path}")
+    r = subprocess.call([str(exe), "generate", str(path), str(traces), str(os.cpu_count() or 1),
+                         "--seed", "1"])
+    if r != 0:
+        raise SystemExit(r)
+
+
+def _start_trainer(args, data: Path, db_url: str, runs: Path, log_path: Path) -> subprocess.Popen:
+    out_dir = runs / RUN_NAME
+    resume = out_dir.is_dir() and any(out_dir.glob("*.pt"))
+    cmd = [sys.executable, "-m", "lambdascope.cli", "train", "--data", str(data), "--db", db_url,
+           "--run-name", RUN_NAME, "--out-dir", str(out_dir), "--minutes", str(args.minutes),
+           "--eval-every", args.eval_every]
+    if resume:
+        cmd.append("--resume")
+    say(("continuing" if resume else "starting") + f" training in the background ({args.minutes:g} "
+        f"minutes); log: {log_path}")
+    log = open(log_path, "ab")
+    # its own session: Ctrl-C reaches the demo only, which then stops the trainer in order
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_trainer(proc: subprocess.Popen | None) -> int | None:
+    """Ask the trainer to stop (SIGINT: it finishes the step, writes what is queued, marks the run
+    stopped) and wait; escalate only if it does not exit."""
+    if proc is None or proc.poll() is not None:
+        return None if proc is None else proc.returncode
+    say("stopping the trainer (it saves its state and closes the store)…")
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(TRAINER_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        say("the trainer did not stop in time: terminating it")
+        proc.terminate()
+        return proc.wait(10)
+
+
+def _check_port_free(port: int) -> None:
+    import socket
+
+    from .cli import UsageError
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise UsageError(f"port {port} on 127.0.0.1 is in use: pass --port with a free one") from None
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.cli import serve_settings
+    from app.main import create_app
+
+    _check_port_free(args.port)
+    runs = Path(args.runs_dir)
+    runs.mkdir(parents=True, exist_ok=True)
+    data = Path(args.data)
+    db_url = f"sqlite:///{runs / 'demo.db'}"
+    t0 = time.perf_counter()
+    if data.is_file() and data.stat().st_size > 0:
+        say(f"using the existing data set {data}")
+    else:
+        _generate(data, args.traces)
+    proc = None
+    if not args.no_train:
+        proc = _start_trainer(args, data, db_url, runs, runs / "demo-train.log")
+    settings = serve_settings(db_url, "127.0.0.1", None)
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=args.port, log_level="warning")
+    server = uvicorn.Server(config)
+    say(f"dashboard: http://127.0.0.1:{args.port}/  (ready in {time.perf_counter() - t0:.1f} s; "
+        "the first checkpoint appears after the first evaluation; Ctrl-C stops everything)")
+    try:
+        server.run()
+    finally:
+        code = stop_trainer(proc)
+        if code is not None:
+            say(f"trainer exited with code {code}")
+    return 0

@@ -1,0 +1,200 @@
+"""A seeded store for the dashboard's tests and benchmark: real traces from the reference
+generator, synthetic predictions (exact ones, spans that are off, normal-form mistakes) written
+through ``store.ensure_eval_set`` and ``store.write_evaluation`` like the trainer writes them.
+
+The two checkpoints of run ``run-a`` differ in a known way: the second fixes some of the
+first's mistakes and breaks exactly one example (``Seeded.regression``).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from lambdascope.generate import Options, generate
+from lambdascope.spans import span_iou
+from lambdascope.store import DataProblem, MetricPoint, Run, ensure_eval_set, open_store, write_evaluation
+from lambdascope.terms import contract_span, parse, print_with_span
+from lambdascope.traces import Record, TraceResult
+
+XSS = '<script>alert("x")</script>"><img src=x onerror=alert(1)>'
+
+
+def make_traces(n: int, seed: int) -> list[TraceResult]:
+    out = []
+    for tr in generate(Options(seed=seed), n):
+        tid = f"{seed}-{tr.index}"
+        total = len(tr.terms) - 1
+        recs = [Record(0, tid, k, total, term, span) for k, (term, span) in enumerate(zip(tr.terms, tr.spans))]
+        out.append(TraceResult(tid, recs, True))
+    return out
+
+
+def wrong_span(rng: random.Random, term: str, gold: tuple[int, int]) -> tuple[int, int]:
+    """A plausible wrong prediction: normal form too early, a redex where there is none, or a
+    span whose ends are off."""
+    n = len(term)
+    if gold == (0, 0):
+        s = rng.randrange(0, max(1, n - 1))
+        return s, rng.randrange(s + 1, n + 1)
+    if rng.random() < 0.2:
+        return 0, 0
+    for _ in range(20):
+        s = min(max(0, gold[0] + rng.randint(-4, 4)), n - 1)
+        e = min(max(s + 1, gold[1] + rng.randint(-6, 6)), n)
+        if (s, e) != gold:
+            return s, e
+    return (0, n) if gold != (0, n) else (0, max(1, n - 1))
+
+
+def prediction(rng: random.Random, eid: int, term: str, gold: tuple[int, int], pred: tuple[int, int]) -> dict:
+    exact = pred == gold
+    conf = (0.75 + 0.25 * rng.random()) if exact else (0.2 + 0.6 * rng.random())
+    return {"example_id": eid, "pred_start": pred[0], "pred_end": pred[1],
+            "start_conf": conf, "end_conf": min(1.0, conf + 0.05 * rng.random()),
+            "iou": span_iou(pred[0], pred[1], gold[0], gold[1]), "exact": exact}
+
+
+def rollout_of(trace: TraceResult, preds: dict[int, tuple[int, int]]) -> dict:
+    """The model follows the gold trace until its first wrong span; there it contracts what it
+    pointed at (when that is a redex) and stops."""
+    path = []
+    first = None
+    for r in trace.records:
+        p = preds[r.step_k]
+        path.append([r.term, list(p)])
+        if p != r.span:
+            first = r.step_k
+            if p != (0, 0):
+                nxt = contract_span(parse(r.term), p)
+                if nxt is not None:
+                    text, span = print_with_span(nxt)
+                    path.append([text, list(span)])
+            break
+    total = trace.records[0].steps_total
+    return {"trace_identity": trace.identity, "success": first is None,
+            "reached_normal_form": first is None or path[-1][1] == [0, 0],
+            "steps": len(path) - 1, "gold_steps": total, "first_divergent_step": first, "path": path}
+
+
+@dataclass
+class Seeded:
+    url: str
+    run_a: int
+    run_b: int
+    ck1: int
+    ck2: int
+    traces: list[TraceResult]
+    example_ids: dict[tuple[str, int], int]
+    preds: dict[int, dict[tuple[str, int], tuple[int, int]]] = field(default_factory=dict)
+    regression: tuple[str, int] = ("", 0)  # (trace identity, step) right in ck1, wrong in ck2
+    fixed: list[tuple[str, int]] = field(default_factory=list)
+
+
+def build_small_store(url: str, n_traces: int = 40, seed: int = 11) -> Seeded:
+    engine, Session = open_store(url)
+    traces = [t for t in make_traces(n_traces, seed)]
+    rng = random.Random(seed)
+    with Session() as s:
+        es_id, ids = ensure_eval_set(s, "eval-small", f"reference generator seed {seed}", traces)
+        run_a = Run(name="run-a", config={"d_model": 64, "note": XSS}, data_files=["data/train.jsonl"],
+                    data_hash="0" * 64, status="finished", eval_set_id=es_id,
+                    validation={"lines": 1000, "valid_records": 998,
+                                "problems_by_reason": {"bad_json": 1, "wrong_span": 1}})
+        run_b = Run(name="run-b <b>live</b>", config={}, data_files=[], data_hash="1" * 64,
+                    status="running", eval_set_id=es_id)
+        s.add_all([run_a, run_b])
+        s.flush()
+        s.add_all([DataProblem(run_id=run_a.id, file="data/train.jsonl", line=17, reason="bad_json",
+                               detail="Expecting value at column 1 " + XSS),
+                   DataProblem(run_id=run_a.id, file="data/train.jsonl", line=42, reason="wrong_span",
+                               detail="span [0, 3) is not the normal-order redex")])
+        # checkpoint 1: about 60% exact
+        p1: dict[tuple[str, int], tuple[int, int]] = {}
+        for tr in traces:
+            for r in tr.records:
+                p1[(tr.identity, r.step_k)] = r.span if rng.random() < 0.6 else wrong_span(rng, r.term, r.span)
+        # checkpoint 2: fixes about half of the mistakes, breaks exactly one right answer
+        p2 = dict(p1)
+        fixed = []
+        for tr in traces:
+            for r in tr.records:
+                key = (tr.identity, r.step_k)
+                if p1[key] != r.span and rng.random() < 0.5:
+                    p2[key] = r.span
+                    fixed.append(key)
+        right = [(tr, r) for tr in traces for r in tr.records
+                 if p1[(tr.identity, r.step_k)] == r.span and r.span != (0, 0) and len(tr.records) > 2]
+        tr_r, r_r = right[len(right) // 2]
+        regression = (tr_r.identity, r_r.step_k)
+        p2[regression] = (0, 0)  # stops too early: IoU 1 -> 0
+        ck_ids = []
+        for step, preds in ((100, p1), (200, p2)):
+            rows, rollouts = [], []
+            for tr in traces:
+                for r in tr.records:
+                    rows.append(prediction(rng, ids[(tr.identity, r.step_k)], r.term, r.span,
+                                           preds[(tr.identity, r.step_k)]))
+                rollouts.append(rollout_of(tr, {r.step_k: preds[(tr.identity, r.step_k)] for r in tr.records}))
+            exact = sum(p["exact"] for p in rows) / len(rows)
+            mean_iou = sum(p["iou"] for p in rows) / len(rows)
+            ck_ids.append(write_evaluation(
+                s, run_id=run_a.id, eval_set_id=es_id, step=step, path=f"runs/run-a/ckpt-{step}.pt",
+                metrics={"exact": exact, "mean_iou": mean_iou, "nf_f1": 0.8,
+                         "rollout_success": sum(r["success"] for r in rollouts) / len(rollouts),
+                         # NaN as a diverged trainer might write it (PostgreSQL's JSON refuses it)
+                         "loss": float("nan") if step == 100 and url.startswith("sqlite") else 0.5},
+                predictions=rows, rollouts=rollouts,
+                metric_points=[{"step": step, "name": "exact", "value": exact},
+                               {"step": step, "name": "mean_iou", "value": mean_iou}]))
+        s.add_all([MetricPoint(run_id=run_a.id, step=k * 10, name=name, value=v)
+                   for k in range(1, 41)
+                   for name, v in (("loss", 3.0 / k), ("tokens_per_s", 50_000 + 100 * k), ("mfu", 0.1 + k / 1000))])
+        s.add_all([MetricPoint(run_id=run_b.id, step=k, name="loss", value=2.0 - k / 30) for k in range(20)])
+        s.commit()
+        seeded = Seeded(url, run_a.id, run_b.id, ck_ids[0], ck_ids[1], traces, ids,
+                        {ck_ids[0]: p1, ck_ids[1]: p2}, regression, fixed)
+    engine.dispose()
+    return seeded
+
+
+# ---------------------------------------------------------------------------------------------
+# pytest fixtures (imported by the tests/test_app_*.py modules)
+
+import pytest  # noqa: E402
+
+
+def make_client(url: str, **settings):
+    import warnings
+
+    from app.deps import Settings
+    from app.main import create_app
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*starlette.testclient.*")
+        from fastapi.testclient import TestClient
+
+        app = create_app(Settings(db_url=url, warm_caches=False, **settings))
+        return TestClient(app, base_url="http://testserver")
+
+
+@pytest.fixture(scope="session")
+def seeded(tmp_path_factory) -> Seeded:
+    """A store that tests only read."""
+    return build_small_store(f"sqlite:///{tmp_path_factory.mktemp('store')}/store.db")
+
+
+@pytest.fixture(scope="session")
+def client(seeded):
+    return make_client(seeded.url)
+
+
+@pytest.fixture
+def fresh(tmp_path) -> Seeded:
+    """A store of its own, for a test that writes labels."""
+    return build_small_store(f"sqlite:///{tmp_path}/store.db")
+
+
+@pytest.fixture
+def fresh_client(fresh):
+    return make_client(fresh.url)

@@ -1,0 +1,271 @@
+"""The dashboard in a real browser (Playwright driving Debian's Chromium) against a uvicorn server
+on a free 127.0.0.1 port: highlighted text in the DOM, histogram bars, keyboard labelling, the
+compare page, live curves and the filter form. Screenshots of each page go to
+artifacts/screenshots/. Skipped, with the reason, only when Chromium cannot be launched."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from lambdascope.spans import span_iou
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the browser fixture skips
+    expect = None
+from tests.app_store import build_small_store
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as e:  # pragma: no cover
+        pytest.skip(f"playwright is not installed: {e}")
+    pw = sync_playwright().start()
+    try:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    except Exception as e:  # no chromium, or it cannot start here
+        pw.stop()
+        pytest.skip(f"chromium cannot be launched ({CHROMIUM}): {str(e).splitlines()[0]}")
+    yield b
+    b.close()
+    pw.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    import uvicorn
+
+    from app.deps import Settings
+    from app.main import create_app
+
+    seeded = build_small_store(f"sqlite:///{tmp_path_factory.mktemp('browser')}/store.db")
+    port = _free_port()
+    app = create_app(Settings(db_url=seeded.url, warm_caches=False,
+                              allowed_hosts=("127.0.0.1", "localhost")))
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    assert srv.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}", seeded
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    p = ctx.new_page()
+    errors: list[str] = []
+    p.on("pageerror", lambda e: errors.append(str(e)))
+    p.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    yield p
+    ctx.close()
+    assert not errors, errors  # no script errors, no CSP violations, no failed loads
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def get_json(page, url: str):
+    return json.loads(page.request.get(url).text())
+
+
+HIGHLIGHTS_JS = """() => Array.from(document.querySelectorAll('code.term')).map(c => ({
+  text: c.textContent,
+  rollout: !!c.closest('td.rollout-cell'),
+  gold: Array.from(c.querySelectorAll('.hl-gold, .hl-both')).map(s => s.textContent).join(''),
+  pred: Array.from(c.querySelectorAll('.hl-pred, .hl-both')).map(s => s.textContent).join(''),
+}))"""
+
+
+def test_highlighted_text_in_the_dom_is_the_span(page, server):
+    base, seeded = server
+    for query in (f"ck={seeded.ck1}&limit=100", f"ck={seeded.ck1}&correct=wrong&limit=100"):
+        page.goto(f"{base}/examples?{query}")
+        rows = get_json(page, f"{base}/examples.json?{query}")["rows"]
+        dom = page.evaluate(HIGHLIGHTS_JS)
+        assert len(dom) == len(rows) > 10
+        lam = 0
+        for row, d in zip(rows, dom):
+            term = row["term"]
+            assert d["text"].startswith(term)  # (an NF badge may follow, outside the code)
+            assert d["gold"] == term[row["gold_start"]:row["gold_end"]]
+            assert d["pred"] == term[row["pred_start"]:row["pred_end"]]
+            lam += "λ" in d["gold"] + d["pred"]
+        assert lam > 5
+    shot(page, "examples")
+    ident, _ = seeded.regression
+    page.goto(f"{base}/traces/{ident}?ck={seeded.ck2}")
+    steps = get_json(page, f"{base}/traces/{ident}.json?ck={seeded.ck2}")["steps"]
+    dom = [d for d in page.evaluate(HIGHLIGHTS_JS) if not d["rollout"]]
+    assert len(dom) == len(steps)
+    for s, d in zip(steps, dom):
+        assert d["gold"] == s["term"][s["gold"][0]:s["gold"][1]]
+        assert d["pred"] == s["term"][s["pred"][0]:s["pred"][1]]
+    # the offsets are on hover
+    title = page.locator("table.trace code.term .hl-gold, table.trace code.term .hl-both").first.get_attribute("title")
+    assert title.startswith("chars ") and "gold [" in title
+    shot(page, "trace")
+
+
+def test_clicking_a_histogram_bar_lists_exactly_that_bin(page, server):
+    base, seeded = server
+    ck = seeded.ck1
+    page.goto(f"{base}/checkpoints/{ck}")
+    shot(page, "checkpoint")
+    hist = get_json(page, f"{base}/checkpoints/{ck}.json")["summary"]["iou_histogram"]
+    # the fullest bin below 1, then the exact-match bin
+    partial = max(range(10), key=lambda i: hist[i]["n"])
+    for i in (partial, 10):
+        page.goto(f"{base}/checkpoints/{ck}")
+        page.locator(f'a.bar-link[data-bin="{i}"] rect.slot').click()
+        page.wait_for_url("**/examples?*")
+        lo, hi = hist[i]["lo"], hist[i]["hi"]
+        listed = []
+        while True:
+            listed += page.eval_on_selector_all("table.examples tbody tr", "rs => rs.map(r => +r.dataset.example)")
+            nxt = page.locator("nav.pager a[data-next]")
+            if nxt.count() == 0:
+                break
+            nxt.click()
+            page.wait_for_load_state()
+        want = []
+        for tr in seeded.traces:
+            for r in tr.records:
+                iou = span_iou(*seeded.preds[ck][(tr.identity, r.step_k)], *r.span)
+                if iou >= lo and (hi is None or iou < hi):
+                    want.append(seeded.example_ids[(tr.identity, r.step_k)])
+        assert sorted(listed) == sorted(want) and len(want) == hist[i]["n"]
+        assert page.locator(".results-head strong").inner_text().replace(",", "") == str(len(want))
+
+
+def test_keyboard_labels_a_trace_and_a_step(page, server):
+    base, seeded = server
+    tr = seeded.traces[7]
+    page.goto(f"{base}/traces/{tr.identity}?ck={seeded.ck1}")
+    page.keyboard.press("2")  # model error, on the whole trace
+    page.wait_for_selector("#labels .label-item")
+    page.keyboard.press("j")
+    page.keyboard.press("j")  # step 1
+    assert page.locator("tr.step.is-current").get_attribute("data-step") == "1"
+    assert "step=1" in page.url  # the selected step is in the address
+    page.keyboard.press("e")
+    page.keyboard.type("spotted from the keyboard")
+    page.keyboard.press("Escape")
+    page.keyboard.press("3")  # interesting, on step 1, with the note
+    expect(page.locator("#labels .label-item")).to_have_count(2)
+    shot(page, "trace-labelled")
+    labels = get_json(page, f"{base}/labels.json")["labels"]
+    mine = sorted(((lb["step_k"] if lb["step_k"] is not None else -1), lb["category"], lb["note"])
+                  for lb in labels if lb["trace_identity"] == tr.identity)
+    assert mine == [(-1, "model_error", ""), (1, "interesting", "spotted from the keyboard")]
+    export = page.request.get(f"{base}/labels/export.jsonl").text()
+    exported = [json.loads(line) for line in export.splitlines()]
+    assert {(r["trace_identity"], r["step_k"], r["category"]) for r in exported} >= {
+        (tr.identity, None, "model_error"), (tr.identity, 1, "interesting")}
+    csv = page.request.get(f"{base}/labels/export.csv").text()
+    assert "spotted from the keyboard" in csv
+    page.goto(f"{base}/labels")
+    shot(page, "labels")
+
+
+def test_label_queue_moves_on_after_a_keyboard_label(page, server):
+    base, seeded = server
+    page.goto(f"{base}/queue?ck={seeded.ck2}")
+    page.wait_for_url("**/traces/**queue=1")
+    first = page.url
+    page.keyboard.press("1")
+    page.wait_for_url(lambda u: u != first and "queue=1" in u)
+    assert page.url != first
+    shot(page, "queue")
+
+
+def test_compare_page_lists_the_known_regression(page, server):
+    base, seeded = server
+    page.goto(f"{base}/compare")
+    page.wait_for_url(f"**/compare?a={seeded.ck1}&b={seeded.ck2}")
+    rows = page.locator("table.compare-rows tbody tr")
+    assert rows.count() == 1
+    ident, k = seeded.regression
+    assert rows.first.locator("a").first.inner_text() == ident[:8]
+    assert f"{k}/" in rows.first.inner_text() and "-1.00" in rows.first.inner_text()
+    assert page.locator("svg.hist.overlay rect.bar.b").count() == 11
+    shot(page, "compare")
+    page.locator("ul.tabs a", has_text="improvements").click()
+    page.wait_for_url("**kind=improvements**")
+    assert page.locator("table.compare-rows tbody tr").count() > 0
+
+
+def test_run_curves_update_live(page, server):
+    from lambdascope.store import MetricPoint, open_store
+
+    base, seeded = server
+    page.goto(f"{base}/runs/{seeded.run_b}")
+    before = page.locator("figure.chart figcaption .last").first.inner_text()
+    engine, Session = open_store(seeded.url)
+    with Session() as s:
+        s.add(MetricPoint(run_id=seeded.run_b, step=500, name="loss", value=123.0))
+        s.commit()
+    engine.dispose()
+    # (no wait_for_function: evaluating strings is what the page's CSP forbids)
+    expect(page.locator("figure.chart figcaption .last").first).to_have_text("123.0", timeout=12_000)
+    assert before != "123.0"
+    shot(page, "run-live")
+    page.goto(f"{base}/runs/{seeded.run_a}")
+    shot(page, "run")
+    page.goto(f"{base}/")
+    shot(page, "runs")
+
+
+def test_filter_form_updates_results_and_address(page, server):
+    base, seeded = server
+    page.goto(f"{base}/examples?ck={seeded.ck1}")
+    total = page.locator(".results-head strong").inner_text()
+    page.locator('input[name="correct"][value="wrong"]').check()
+    page.wait_for_url("**correct=wrong**")
+    assert "iou_min" not in page.url  # empty fields stay out of the address
+    assert page.locator(".results-head strong").inner_text() != total
+    assert page.locator("table.examples tr.right").count() == 0
+    page.keyboard.press("Escape")  # leave the form; the keys now move through the rows
+    page.keyboard.press("j")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/traces/**")
+
+
+def test_playground_page(page, server):
+    base, seeded = server
+    page.goto(f"{base}/playground")
+    page.fill("input[name=term]", r"(\x.\y.x y) (\z.z) w")
+    page.click("form.playground-form button[type=submit]")
+    page.wait_for_url("**term=**")
+    assert page.locator("table.trace tbody tr").count() == 4
+    shot(page, "playground")
+    page.goto(f"{base}/playground?term=(λx.x")
+    assert "expected ')'" in page.locator("pre.caret").inner_text()
+    shot(page, "playground-error")

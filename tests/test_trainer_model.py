@@ -1,0 +1,128 @@
+"""trainer.model and trainer.predict: the loss ignores padding, decoding is constrained."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trainer.data import Vocab, collate
+from trainer.model import ModelConfig, SpanModel, span_loss
+from trainer.predict import Predictor, decode_spans
+
+torch.set_num_threads(1)
+VOCAB = Vocab()
+TERMS = ["λx.x", "(λx.x x) (λy.y)", "f ((λx.x) y)", "λz.z ((λx.x) z)"]
+SPANS = [(0, 0), (1, 16), (3, 12), (7, 15)]  # token spans (BOS + 1)
+
+
+def tiny_model(depth=True, seed=0):
+    torch.manual_seed(seed)
+    cfg = ModelConfig(vocab_size=len(VOCAB), pad_id=VOCAB.pad_id, open_id=VOCAB.open_id,
+                      close_id=VOCAB.close_id, n_layer=2, n_head=2, d_model=32, d_ff=64,
+                      depth_embedding=depth)
+    return SpanModel(cfg).eval()
+
+
+def padded(ids, T):
+    x, mask = collate(ids)
+    pad = T - x.shape[1]
+    return (torch.nn.functional.pad(x, (0, pad), value=VOCAB.pad_id),
+            torch.nn.functional.pad(mask, (0, pad), value=False))
+
+
+@pytest.mark.parametrize("depth", [True, False])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_loss_does_not_depend_on_padding(depth, smoothing):
+    model = tiny_model(depth)
+    ids = [VOCAB.encode(t) for t in TERMS]
+    L = max(len(b) for b in ids)
+    targets = torch.tensor(SPANS)
+    losses = []
+    for T in (L, 2 * L):
+        x, mask = padded(ids, T)
+        s, e = model(x, mask, targets[:, 0])
+        assert torch.isinf(s[~mask]).all() and torch.isfinite(s[mask]).all()
+        assert torch.isinf(e[~mask]).all() and torch.isfinite(e[mask]).all()
+        losses.append(span_loss(s, e, mask, targets, smoothing).item())
+    assert losses[0] == pytest.approx(losses[1], abs=1e-6)
+
+
+def test_loss_smoothing_counts_only_real_positions():
+    # two positions with logits 0 and log 3: p = (1/4, 3/4); the padded third must not matter
+    s = torch.tensor([[0.0, torch.log(torch.tensor(3.0)), float("-inf")]])
+    mask = torch.tensor([[True, True, False]])
+    tgt = torch.tensor([[1, 1]])
+    logp = torch.log(torch.tensor([0.25, 0.75]))
+    eps = 0.2
+    want = (1 - eps) * -logp[1] + eps * -logp.mean()
+    assert span_loss(s, s, mask, tgt, eps).item() == pytest.approx(want.item(), abs=1e-6)
+
+
+def test_loss_gradients_reach_the_model():
+    model = tiny_model().train()
+    x, mask = collate([VOCAB.encode(t) for t in TERMS])
+    targets = torch.tensor(SPANS)
+    s, e = model(x, mask, targets[:, 0])
+    span_loss(s, e, mask, targets, 0.05).backward()
+    assert model.tok.weight.grad is not None and model.tok.weight.grad.abs().sum() > 0
+    assert model.end_q.weight.grad.abs().sum() > 0  # the end pointer reads the start
+
+
+def test_end_given_starts_is_a_row_of_end_given_every_start():
+    model = tiny_model()
+    x, mask = collate([VOCAB.encode(t) for t in TERMS])
+    starts = torch.tensor([0, 1, 3, 7])
+    s1, e1 = model(x, mask, starts)
+    s2, e_all = model(x, mask)
+    assert e_all.shape == (len(TERMS), x.shape[1], x.shape[1])
+    torch.testing.assert_close(s1, s2)
+    torch.testing.assert_close(e1, e_all[torch.arange(len(TERMS)), starts])
+
+
+def test_paren_depth():
+    model = tiny_model()
+    x, _ = collate([VOCAB.encode("f ((λx.x) y)")])
+    #        BOS f _ ( ( λ x . x ) _ y ) EOS
+    want = [0, 0, 0, 1, 2, 2, 2, 2, 2, 2, 1, 1, 1, 0]
+    assert model.paren_depth(x)[0].tolist() == want
+
+
+def brute_force(ls, le, n):
+    best, arg = ls[0] + le[0][0], (0, 0)
+    for s in range(1, n + 1):
+        for e in range(s + 1, n + 2):
+            if ls[s] + le[s][e] > best:
+                best, arg = ls[s] + le[s][e], (s, e)
+    return arg, best
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 12), min_size=1, max_size=4), st.integers(0, 2 ** 31))
+def test_decode_is_the_best_valid_span(lengths_chars, seed):
+    g = torch.Generator().manual_seed(seed)
+    B, T = len(lengths_chars), max(lengths_chars) + 2 + 3
+    start = torch.randn(B, T, generator=g) * 3
+    end = torch.randn(B, T, T, generator=g) * 3
+    lengths = torch.tensor([n + 2 for n in lengths_chars])
+    mask = torch.arange(T)[None, :] < lengths[:, None]
+    start, end = start.masked_fill(~mask, float("-inf")), end.masked_fill(~mask[:, None, :], float("-inf"))
+    s, e, sc, ec = decode_spans(start, end, lengths)
+    ls, le = start.log_softmax(-1), end.log_softmax(-1)
+    for i, n in enumerate(lengths_chars):
+        got = (int(s[i]), int(e[i]))
+        assert got == (0, 0) or 1 <= got[0] < got[1] <= n + 1
+        want, best = brute_force(ls[i].tolist(), le[i].tolist(), n)
+        assert float(ls[i, got[0]] + le[i, got[0], got[1]]) == pytest.approx(best, abs=1e-5)
+        assert float(sc[i]) == pytest.approx(float(ls[i, got[0]].exp()))
+        assert float(ec[i]) == pytest.approx(float(le[i, got[0], got[1]].exp()))
+
+
+def test_predictor_returns_character_spans_in_input_order():
+    model = tiny_model()
+    p = Predictor(model, VOCAB, batch_tokens=40)  # several batches, sorted by length inside
+    terms = TERMS + ["a"]
+    got = p.predict_many(terms)
+    assert len(got) == len(terms)
+    for t, (s, e, sc, ec) in zip(terms, got):
+        assert (s, e) == (0, 0) or 0 <= s < e <= len(t)
+    assert p.predict(TERMS[1]) == pytest.approx(got[1])

@@ -1,0 +1,137 @@
+"""``lambdascope train`` and ``lambdascope evaluate``: registered on the main parser by
+``lambdascope.cli.build_parser``. Imports of torch wait until a command runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lambdascope.cli import UsageError, _positive_int, expand_data_paths
+
+EXIT_FAILED = 1
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    """0.01, or 1% for the same."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.01 or 1%, got {text!r}")
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}")
+    return value
+
+
+def _every(text: str) -> str:
+    from .config import parse_every
+
+    try:
+        parse_every(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
+    return text
+
+
+def register(sub) -> None:
+    from .config import TrainConfig
+
+    d = TrainConfig()
+    t = sub.add_parser("train", help="train a span model; record checkpoints, predictions and metrics",
+                       description="Validate the trace files, split them by trace identity, train the "
+                       "span model, and at every evaluation write a checkpoint file and its predictions, "
+                       "rollouts and metrics to the store (from a background writer).")
+    t.add_argument("--data", nargs="+", required=True, metavar="FILE", help="trace files or globs (JSONL)")
+    t.add_argument("--db", metavar="URL", help="store: SQLAlchemy URL or SQLite path (default "
+                   "$LAMBDASCOPE_DB or runs/lambdascope.db)")
+    t.add_argument("--run-name", metavar="NAME", help="the run's name in the store (default run-<time>)")
+    budget = t.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=_positive_float, help="training time, evaluation excluded "
+                        "(default 60 when --steps is not given)")
+    budget.add_argument("--steps", type=_positive_int, help="optimiser steps")
+    t.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda trains with bf16 autocast")
+    t.add_argument("--threads", type=_positive_int, default=d.threads, help=f"torch CPU threads (default {d.threads})")
+    t.add_argument("--eval-every", type=_every, default=d.eval_every, metavar="N|Ts|Tm",
+                   help=f"evaluate every N steps or every T seconds/minutes of training (default {d.eval_every})")
+    t.add_argument("--batch-tokens", type=_positive_int, default=d.batch_tokens,
+                   help=f"tokens per batch, padding included (default {d.batch_tokens})")
+    t.add_argument("--max-invalid", type=_fraction, default=d.max_invalid, metavar="FRACTION",
+                   help="stop before training when more records than this are invalid (default 0.01)")
+    t.add_argument("--include-labelled", action="store_true", help="also train on traces labelled in the store")
+    t.add_argument("--resume", action="store_true", help="continue the run from the newest checkpoint in "
+                   "its --out-dir (or runs/--run-name)")
+    t.add_argument("--out-dir", metavar="DIR", help="checkpoint folder (default runs/NAME)")
+    t.add_argument("--no-store", action="store_true", help="record nothing in the store (checkpoint files only)")
+    t.add_argument("--seed", type=int, default=d.seed, help=f"model init and batch order (default {d.seed})")
+    g = t.add_argument_group("model and optimiser")
+    g.add_argument("--lr", type=_positive_float, default=d.lr, help=f"peak learning rate (default {d.lr})")
+    g.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help=f"(default {d.warmup_steps})")
+    g.add_argument("--label-smoothing", type=_fraction, default=d.label_smoothing,
+                   help=f"(default {d.label_smoothing})")
+    g.add_argument("--n-layer", type=_positive_int, default=d.n_layer, help=f"(default {d.n_layer})")
+    g.add_argument("--n-head", type=_positive_int, default=d.n_head, help=f"(default {d.n_head})")
+    g.add_argument("--d-model", type=_positive_int, default=d.d_model, help=f"(default {d.d_model})")
+    g.add_argument("--d-ff", type=_positive_int, default=d.d_ff, help=f"(default {d.d_ff})")
+    g.add_argument("--no-depth-embedding", action="store_true", help="positions from RoPE only")
+    g.add_argument("--eval-traces", type=_positive_int, default=d.eval_traces,
+                   help=f"evaluation traces, at most (default {d.eval_traces})")
+    g.add_argument("--eval-frac", type=_fraction, default=d.eval_frac, help=f"(default {d.eval_frac})")
+    g.add_argument("--val-frac", type=_fraction, default=d.val_frac, help=f"(default {d.val_frac})")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="evaluate a checkpoint on a trace file; store a named evaluation",
+                       description="Predict every step of the complete traces in FILE with the "
+                       "checkpoint, roll each trace out with the model's own predictions, and store the "
+                       "result as a named evaluation of the checkpoint's run.")
+    e.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint file (runs/NAME/ckpt_*.pt)")
+    e.add_argument("--data", nargs="+", required=True, metavar="FILE", help="trace files or globs (JSONL)")
+    e.add_argument("--db", metavar="URL", help="store (default $LAMBDASCOPE_DB or runs/lambdascope.db)")
+    e.add_argument("--name", metavar="NAME", help="the evaluation's name (default: CHECKPOINT on FILE)")
+    e.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    e.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (default 2)")
+    e.set_defaults(func=cmd_evaluate)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import TrainConfig, TrainError
+    from .train import train
+
+    cfg = TrainConfig(
+        data=args.data, db=args.db, run_name=args.run_name, out_dir=args.out_dir, minutes=args.minutes,
+        steps=args.steps, device=args.device, threads=args.threads, seed=args.seed,
+        batch_tokens=args.batch_tokens, max_invalid=args.max_invalid, include_labelled=args.include_labelled,
+        val_frac=args.val_frac, eval_frac=args.eval_frac, eval_traces=args.eval_traces, lr=args.lr,
+        warmup_steps=args.warmup_steps, label_smoothing=args.label_smoothing, n_layer=args.n_layer,
+        n_head=args.n_head, d_model=args.d_model, d_ff=args.d_ff,
+        depth_embedding=not args.no_depth_embedding, eval_every=args.eval_every,
+        no_store=args.no_store, resume=args.resume)
+    if cfg.d_model % cfg.n_head or (cfg.d_model // cfg.n_head) % 2:
+        raise UsageError(f"--d-model {cfg.d_model} must split into --n-head {cfg.n_head} heads of even width")
+    try:
+        train(cfg)
+    except TrainError as e:
+        print(f"lambdascope train: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .config import TrainError
+    from .evaluate import evaluate_checkpoint
+
+    try:
+        evaluate_checkpoint(args.checkpoint, expand_data_paths(args.data), db=args.db, name=args.name,
+                            device=args.device, threads=args.threads)
+    except TrainError as e:
+        print(f"lambdascope evaluate: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0

@@ -1,0 +1,134 @@
+"""One evaluation of a model on complete traces: step predictions, metrics and rollouts, as
+rows ready for ``lambdascope.store.write_evaluation``. Used by training and by
+``lambdascope evaluate``."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lambdascope.spans import span_iou
+from lambdascope.traces import TraceResult
+
+from .metrics import GoldTrace, rollout, rollout_summary, step_metrics
+from .predict import Predictor
+
+
+@dataclass
+class Evaluation:
+    metrics: dict  # the checkpoint's summary (JSON)
+    predictions: list[dict]  # Prediction rows (example_id …) when example ids were given
+    rollouts: list[dict]  # Rollout rows (without checkpoint_id)
+    seconds: float
+
+
+def unique_traces(traces: list[TraceResult]) -> list[TraceResult]:
+    """One trace per identity, as in ``store.ensure_eval_set``."""
+    seen: set[str] = set()
+    out = []
+    for tr in traces:
+        if tr.records and tr.identity not in seen:
+            seen.add(tr.identity)
+            out.append(tr)
+    return out
+
+
+def evaluate(predictor: Predictor, traces: list[TraceResult],
+             example_ids: dict[tuple[str, int], int] | None = None, max_len: int = 1024) -> Evaluation:
+    """Predict every step of ``traces`` (complete ones), score them, and roll each trace out
+    with the model's own predictions. ``example_ids`` maps (identity, step_k) to the store's
+    example ids; without it no prediction rows are made."""
+    t0 = time.perf_counter()
+    traces = unique_traces(traces)
+    records = [(tr.identity, r) for tr in traces for r in tr.records]
+    terms = [r.term for _, r in records]
+    preds = predictor.predict_many(terms)
+    spans = [(p[0], p[1]) for p in preds]
+    golds = [r.span for _, r in records]
+    metrics = step_metrics(spans, golds, [len(t) for t in terms],
+                           [r.steps_total - r.step_k for _, r in records], [i for i, _ in records])
+    rows = []
+    if example_ids is not None:
+        for (ident, r), (s, e, sc, ec), gold in zip(records, preds, golds):
+            rows.append(dict(example_id=example_ids[(ident, r.step_k)], pred_start=s, pred_end=e,
+                             start_conf=float(sc), end_conf=float(ec),
+                             iou=span_iou(s, e, gold[0], gold[1]), exact=(s, e) == tuple(gold)))
+    # a rollout that follows the gold trace meets the same terms again: reuse those predictions
+    known = dict(zip(terms, spans))
+
+    def predict(texts: list[str]) -> list[tuple[int, int]]:
+        missing = list({t for t in texts if t not in known})
+        known.update(zip(missing, predictor.spans(missing)))
+        return [known[t] for t in texts]
+
+    gold_traces = [GoldTrace(tr.identity, tuple(r.term for r in tr.records), tuple(r.span for r in tr.records))
+                   for tr in traces]
+    results = rollout(gold_traces, predict, max_len=max_len)
+    metrics.update(rollout_summary(results))
+    seconds = time.perf_counter() - t0
+    metrics["eval_seconds"] = round(seconds, 3)
+    return Evaluation(metrics, rows, [r.row() for r in results], seconds)
+
+
+def eval_set_name(traces: list[TraceResult]) -> str:
+    """An evaluation set is named by its traces' identities, so the same traces make the same
+    set in any run, from any file, and checkpoints evaluated on it can be compared."""
+    idents = sorted({t.identity for t in traces if t.records})
+    return "eval-" + hashlib.sha256("\n".join(idents).encode()).hexdigest()[:16]
+
+
+def evaluate_checkpoint(checkpoint: str, paths: list[Path], *, db: str | None = None, name: str | None = None,
+                        device: str = "cpu", threads: int = 2) -> tuple[int, dict]:
+    """``lambdascope evaluate``: the checkpoint on the complete traces of ``paths``, stored as a
+    named evaluation of the checkpoint's run (created in this store if it is not there).
+    Returns the new checkpoint row's id and the metrics."""
+    import torch
+    from sqlalchemy import select
+
+    from lambdascope.store import Run, ensure_eval_set, open_store, resolve_db_url, utcnow, write_evaluation
+    from lambdascope.traces import TraceValidator, read_traces
+
+    from .config import TrainError
+    from .predict import load_checkpoint
+
+    torch.set_num_threads(threads)
+    try:
+        model, vocab, ckpt = load_checkpoint(checkpoint, device)
+    except (OSError, RuntimeError, ValueError, KeyError) as e:
+        raise TrainError(f"{checkpoint}: cannot load the checkpoint: {e}")
+    v = TraceValidator()
+    traces = [tr for tr in read_traces(paths, v) if tr.complete and tr.records]
+    names = ", ".join(map(str, paths))
+    if v.problems:
+        print(f"{names}: {len(v.problems)} problems ({', '.join(f'{r} {n}' for r, n in v.counts.most_common())}); "
+              f"only complete traces are evaluated", file=sys.stderr)
+    if not traces:
+        raise TrainError(f"{names}: no complete trace to evaluate")
+    name = name or f"{Path(checkpoint).name} on {names}"
+    _, Session = open_store(resolve_db_url(db))
+    with Session() as s, s.begin():
+        run = s.scalar(select(Run).where(Run.name == ckpt["run_name"]))
+        if run is None:  # a checkpoint from another store: its run comes along
+            tc = ckpt["train_config"]
+            run = Run(name=ckpt["run_name"], config={"train": tc, "model": ckpt["model_config"]},
+                      data_files=list(tc.get("data", [])), data_hash="", status="finished",
+                      finished_at=utcnow(), message="imported by `lambdascope evaluate`")
+            s.add(run)
+            s.flush()
+        es_id, example_ids = ensure_eval_set(s, eval_set_name(traces), names, traces)
+        run_id = run.id
+    ev = evaluate(Predictor(model, vocab, device), traces, example_ids)
+    m = ev.metrics
+    m.update(step=ckpt["step"], evaluated_on=names)
+    with Session() as s, s.begin():
+        ck_id = write_evaluation(s, run_id=run_id, eval_set_id=es_id, step=ckpt["step"],
+                                 path=str(Path(checkpoint).resolve()), metrics=m, predictions=ev.predictions,
+                                 rollouts=ev.rollouts, name=name)
+    print(f"{name}: {m['examples']} steps of {m['rollouts']} traces: exact {100 * m['exact']:.2f}%, "
+          f"mean IoU {m['mean_iou']:.4f}, nf F1 {100 * m['nf_f1']:.2f}%, trace accuracy "
+          f"{100 * m['trace_accuracy']:.2f}%, rollout success {100 * m['rollout_success']:.2f}% "
+          f"({ev.seconds:.1f}s); stored as checkpoint {ck_id} of run {ckpt['run_name']!r}", file=sys.stderr)
+    return ck_id, m
