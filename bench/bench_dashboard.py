@@ -240,6 +240,23 @@ def clients(port: int, n: int, plan: dict, start_at: float, warm_until: float, s
     out.put(asyncio.run(run()))
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children (the server's workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -322,6 +339,10 @@ def main() -> int:
                                                        stop_at, out)))
         for p in procs:
             p.start()
+        time.sleep(max(0.0, warm_until - time.time()))
+        cpu0, load0 = cpu_seconds(server.pid), os.getloadavg()[0]
+        time.sleep(max(0.0, stop_at - time.time()))
+        cpu1, load1 = cpu_seconds(server.pid), os.getloadavg()[0]
         results, written = [], None
         for _ in procs:
             item = out.get()
@@ -361,6 +382,10 @@ def main() -> int:
     bad = [r for r in results if not r[2]]
     if bad:
         print("first errors:", bad[:5])
+    measured = sum(1 for r in results if not r[4])
+    print(f"server CPU: {(cpu1 - cpu0) * 1000 / max(measured, 1):.1f} ms per request "
+          f"({measured / args.seconds:.0f} requests/s); load average {load0:.1f} -> {load1:.1f} "
+          f"(processes outside this benchmark count too)")
     if written:
         ws = written["eval_write_s"]
         print(f"writer: {written['evaluations']} evaluations of {plan['examples']:,} predictions "

@@ -476,3 +476,10 @@ def test_warmer_precomputes_new_checkpoints(seeded):
     # the pages then use what was computed
     assert c.get(f"/compare.json?a={seeded.ck1}&b={seeded.ck2}").json()["counts"]["broken"] == 1
     assert len(agg.comparisons._data) == 1
+
+
+def test_runs_table_polls_while_a_run_is_running(client):
+    html = client.get("/").text
+    assert 'id="runs_table" hx-get="/" hx-trigger="every 10s"' in html
+    frag = client.get("/", headers={"HX-Request": "true", "HX-Target": "runs_table"})
+    assert frag.text.lstrip().startswith('<div id="runs_table"') and "<html" not in frag.text

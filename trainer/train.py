@@ -397,7 +397,8 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
         "tokens_per_s": tps, "achieved_flops": achieved, "peak_flops": peak, "mfu": mfu,
         "padding_fraction": padded / (tokens + padded) if tokens + padded else 0.0,
         "n_params": model.n_params(), "checkpoint": str((out_dir / f"ckpt_{step:07d}.pt").resolve()),
-        "metrics": final, "writer_busy_seconds": writer.busy_seconds, "written": writer.written,
+        "metrics": final, "writer_busy_seconds": writer.busy_seconds, "writer_cpu_seconds": writer.cpu_seconds,
+        "written": writer.written,
     }
     mfu_text = f"MFU {_pct(mfu)} of {peak / 1e9:.0f} GFLOP/s" if mfu else "MFU n/a (run bench/peak.py)"
     _say(f"done: {run_name}: {step} steps, {tokens / 1e6:.2f}M tokens, {train_s / 60:.1f} min training "
@@ -408,6 +409,7 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
          f"trace accuracy {_pct(final['trace_accuracy'])}, rollout success {_pct(final['rollout_success'])}\n"
          f"  checkpoint {summary['checkpoint']}"
          + (f"\n  store: run id {run_id}, {writer.written['evaluations']} evaluations, "
-            f"{writer.written['metric_points']} metric points (writer busy {writer.busy_seconds:.1f}s)"
+            f"{writer.written['metric_points']} metric points (writer busy {writer.busy_seconds:.1f}s, "
+            f"CPU {writer.cpu_seconds:.1f}s)"
             if run_id else ""))
     return summary

@@ -33,7 +33,8 @@ class StoreWriter:
         self.flush_seconds = flush_seconds
         self.error: BaseException | None = None
         self.written = {"metric_points": 0, "evaluations": 0}
-        self.busy_seconds = 0.0  # time the thread spent writing
+        self.busy_seconds = 0.0  # wall time the thread spent writing
+        self.cpu_seconds = 0.0  # CPU time of the thread: what it takes from training
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="store-writer", daemon=True)
         self._thread.start()
@@ -97,6 +98,7 @@ class StoreWriter:
                 if self.error is None:
                     self.error = e
                 pending = []
+            self.cpu_seconds = time.thread_time()
             if kind == "flush":
                 item.set()
             elif kind == "stop":
@@ -128,6 +130,7 @@ class NullWriter:
 
     error = None
     busy_seconds = 0.0
+    cpu_seconds = 0.0
 
     def __init__(self) -> None:
         self.written = {"metric_points": 0, "evaluations": 0}
