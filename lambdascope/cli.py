@@ -127,6 +127,30 @@ def expand_data_paths(items: list[str]) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------------------------
+# db
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from .migrate import current_revision, head_revision, upgrade
+    from .store import make_engine, resolve_db_url
+
+    url = resolve_db_url(args.db)
+    engine = make_engine(url)
+    try:
+        before = current_revision(engine)
+        if args.action == "current":
+            print(f"{url}: schema revision {before or 'none (empty store)'}; newest is {head_revision()}")
+            return 0
+        upgrade(engine)
+        after = current_revision(engine)
+        print(f"{url}: schema revision {before or 'none'} -> {after}" if before != after
+              else f"{url}: already at the newest schema revision ({after})", file=sys.stderr)
+    finally:
+        engine.dispose()
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def _positive_int(text: str) -> int:
@@ -183,6 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("files", nargs="+", metavar="FILE", help="trace files or globs")
     c.add_argument("--show", type=_nonneg_int, default=20, help="problems to print in full (default 20)")
     c.set_defaults(func=cmd_check)
+
+    db = sub.add_parser("db", help="store schema: upgrade to the newest revision, or show it",
+                        description="Alembic migrations own the store's schema on SQLite and "
+                        "PostgreSQL. `upgrade` creates an empty store or upgrades an older one in "
+                        "place (data kept); `current` shows the store's revision.")
+    db.add_argument("action", choices=["upgrade", "current"])
+    db.add_argument("--db", metavar="URL", help="store URL or SQLite path (default $LAMBDASCOPE_DB "
+                    "or runs/lambdascope.db)")
+    db.set_defaults(func=cmd_db)
     from trainer.cli import register as register_trainer; register_trainer(sub)  # train, evaluate
     from app.cli import register as register_app; register_app(sub)  # serve, labels
     from .demo import register as register_demo; register_demo(sub)  # demo

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -209,15 +210,24 @@ def make_engine(url: str = DEFAULT_DB, **kwargs) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create missing tables, and missing indexes of tables that exist (a store written before
-    an index was added gets it here)."""
-    from sqlalchemy.schema import CreateIndex
+    """Bring the store to the newest schema with the Alembic migrations (lambdascope/migrations):
+    an empty store is created, an older one upgraded in place. Two processes opening a new store
+    at once (the demo's trainer and server) may race: the loser re-checks and goes on."""
+    from sqlalchemy.exc import DBAPIError
 
-    Base.metadata.create_all(engine)
-    with engine.begin() as conn:
-        for table in Base.metadata.sorted_tables:
-            for index in table.indexes:
-                conn.execute(CreateIndex(index, if_not_exists=True))
+    from .migrate import current_revision, head_revision, upgrade
+
+    head = head_revision()
+    for attempt in range(3):
+        if current_revision(engine) == head:
+            return
+        try:
+            upgrade(engine)
+            return
+        except DBAPIError:
+            if attempt == 2:
+                raise
+            time.sleep(0.5)
 
 
 def open_store(url: str = DEFAULT_DB, **kwargs) -> tuple[Engine, sessionmaker]:
