@@ -36,6 +36,8 @@ def register(sub) -> None:
     d.add_argument("--port", type=_positive_int, default=8000, help="dashboard port (default 8000)")
     d.add_argument("--runs-dir", default="runs", help="store and checkpoints folder (default runs)")
     d.add_argument("--no-train", action="store_true", help="only serve what is in the store")
+    d.add_argument("train_args", nargs=argparse.REMAINDER, metavar="-- TRAIN_OPTIONS",
+                   help="options passed on to `lambdascope train` (after --)")
     d.set_defaults(func=cmd_demo)
 
 
@@ -61,11 +63,24 @@ def _start_trainer(args, data: Path, db_url: str, runs: Path, log_path: Path) ->
            "--eval-every", args.eval_every]
     if resume:
         cmd.append("--resume")
+    cmd += [a for a in args.train_args if a != "--"]
     say(("continuing" if resume else "starting") + f" training in the background ({args.minutes:g} "
         f"minutes); log: {log_path}")
     log = open(log_path, "ab")
-    # its own session: Ctrl-C reaches the demo only, which then stops the trainer in order
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # its own session: Ctrl-C reaches the demo only, which then stops the trainer in order;
+    # and should the demo die without that, the kernel sends the trainer SIGINT itself
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_interrupt_when_parent_dies)
+
+
+def _interrupt_when_parent_dies() -> None:
+    """In the child before exec: ask Linux for SIGINT when the parent exits (PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the demo's own shutdown path still stops the trainer
 
 
 def stop_trainer(proc: subprocess.Popen | None) -> int | None:
@@ -81,6 +96,10 @@ def stop_trainer(proc: subprocess.Popen | None) -> int | None:
         say("the trainer did not stop in time: terminating it")
         proc.terminate()
         return proc.wait(10)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _check_port_free(port: int) -> None:
@@ -119,8 +138,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     server = uvicorn.Server(config)
     say(f"dashboard: http://127.0.0.1:{args.port}/  (ready in {time.perf_counter() - t0:.1f} s; "
         "the first checkpoint appears after the first evaluation; Ctrl-C stops everything)")
+    # SIGTERM stops the demo like Ctrl-C (uvicorn shuts down, then re-raises the signal here)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         server.run()
+    except KeyboardInterrupt:
+        pass
     finally:
         code = stop_trainer(proc)
         if code is not None:
