@@ -35,3 +35,10 @@ def test_same_bytes_with_caps():
 
 def test_same_bytes_for_a_shard():
     assert rust("900", "2", "--seed", "5", "--shard", "2/3") == python(900, 5, shard=(2, 3))
+
+
+@pytest.mark.parametrize("n", [1, 3, 7])
+def test_shards_concatenated_equal_the_single_run(tmp_path, n):
+    whole = rust("700", "2", "--seed", "9")
+    parts = b"".join(rust("700", "2", "--seed", "9", "--shard", f"{i}/{n}") for i in range(1, n + 1))
+    assert parts == whole
