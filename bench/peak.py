@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 from pathlib import Path
 
-import torch
+warnings.filterwarnings("ignore", message="Failed to initialize NumPy")  # torch without NumPy says so
+import torch  # noqa: E402
 
 DEFAULT_OUT = Path("runs/peak.json")
 

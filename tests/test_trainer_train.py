@@ -131,6 +131,8 @@ def test_metric_points_appear_while_training(tmp_path, data):
     seen_during = []
 
     def on_step(step, ctx):
+        if step < 8:
+            time.sleep(0.06)  # longer than metrics_every: the loop emits points as it goes
         if step == 8:
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
@@ -173,6 +175,28 @@ def test_resume_continues_a_killed_run(tmp_path, data):
         assert run.status == "finished" and run.id == resumed["run_id"]
         assert [c.step for c in run.checkpoints] == [4, 8]
         assert max(s.scalars(select(MetricPoint.step).where(MetricPoint.run_id == run.id))) == 8
+
+
+def test_ctrl_c_stops_after_the_step_saves_and_resumes(tmp_path, data):
+    import os
+    import signal
+
+    path, _ = data
+
+    def interrupt(step, ctx):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # handled at the end of the step, not inside it
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config(tmp_path, path, name="stopped", steps=8, eval_every="5"), on_step=interrupt)
+    assert [p.name for p in checkpoint_files(tmp_path / "stopped")] == ["ckpt_0000003.pt"]
+    with session(tmp_path) as s:
+        run = s.scalar(select(Run).where(Run.name == "stopped"))
+        assert run.status == "stopped" and "ckpt_0000003.pt" in run.message
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
+    done = train(TrainConfig(data=[str(path)], db=str(tmp_path / "store.db"), out_dir=str(tmp_path / "stopped"),
+                             resume=True, threads=1))
+    assert done["steps"] == 8
 
 
 def test_resume_without_a_checkpoint_is_a_usage_error(tmp_path, data, capsys):

@@ -204,7 +204,8 @@ def load_dataset(paths: list[Path], vocab: Vocab, *, val_frac: float = 0.02, eva
     """Stream and validate ``paths``; split by trace identity; leave out the identities in
     ``exclude`` (labelled traces) from training and validation. The evaluation set is the
     ``eval_traces`` complete eval-split traces with the smallest hash, so it depends on the
-    traces' content, not on file order."""
+    traces' content, not on file order (labelled traces stay in it, so that checkpoints of runs
+    before and after labelling are compared on the same set)."""
     v = TraceValidator()
     train, val = Examples(), Examples()
     eval_candidates: list[tuple[float, TraceResult]] = []
@@ -218,11 +219,13 @@ def load_dataset(paths: list[Path], vocab: Vocab, *, val_frac: float = 0.02, eva
         split = SPLITS[_split_index(u, val_frac, eval_frac)]
         counts[f"{split}_split_traces"] += 1
         if split == "eval":
-            if tr.complete and ident not in eval_seen:  # the same first term twice: one trace
+            if not tr.complete:  # rollouts need every step
+                counts["eval_incomplete_traces_unused"] += 1
+            elif ident in eval_seen:  # the same first term twice: one trace is enough
+                counts["eval_duplicate_traces_unused"] += 1
+            else:
                 eval_seen.add(ident)
                 eval_candidates.append((u, tr))
-            else:
-                counts["eval_incomplete_traces_unused"] += 1
             continue
         if ident in exclude:
             counts["labelled_traces_excluded"] += 1

@@ -71,8 +71,17 @@ def read_peak(path: str, device: str) -> float | None:
         return None
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+class _StopRequest:
+    """Ctrl-C (SIGINT) or `kill` (SIGTERM) asks the loop to stop after the step in progress, so
+    that the checkpoint it saves is consistent; a second signal stops at once."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def __call__(self, signum, frame) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signum
 
 
 def _say(msg: str) -> None:
@@ -314,11 +323,17 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
     start_tokens, start_train_s = tokens, train_s
     sum_len, n_batches = 0, 0
     model.train()
-    # `kill` (SIGTERM) stops a run like Ctrl-C: a checkpoint is saved and --resume continues
+    # Ctrl-C and `kill` stop the run after the current step: a checkpoint is saved, the run is
+    # marked stopped, and --resume continues it
     on_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if on_main else None
+    stop = _StopRequest()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)} if on_main else {}
+    in_step = False  # True while the model and the counters disagree
     try:
         while progress() < 1.0:
+            if stop.signal is not None:
+                raise KeyboardInterrupt
+            in_step = True
             t0 = time.perf_counter()
             lr = lr_at(cfg, step, progress())
             for g in opt.param_groups:
@@ -340,6 +355,7 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
             real = int(mask.sum())
             step, tokens, padded, train_s = step + 1, tokens + real, padded + x.numel() - real, train_s + dt_step
             sum_len, n_batches = sum_len + x.shape[1], n_batches + 1
+            in_step = False
             window["loss"] += loss_value
             window["n"] += 1
             window["tokens"] += real
@@ -365,14 +381,15 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
         writer.close()
     except KeyboardInterrupt:
         bar.close()
-        path = out_dir / f"ckpt_{step:07d}.pt"
-        save_checkpoint(path, checkpoint_payload(last_metrics))
+        files = checkpoint_files(out_dir)
+        if not in_step:
+            files.append(out_dir / f"ckpt_{step:07d}.pt")
+            save_checkpoint(files[-1], checkpoint_payload(last_metrics))
+        where = f"--resume continues from {files[-1]}" if files else "no checkpoint to resume from"
         if run_id:
-            writer.update_run(run_id, status="stopped", message=f"interrupted at step {step}; "
-                              f"--resume continues from {path}")
+            writer.update_run(run_id, status="stopped", message=f"interrupted at step {step}; {where}")
         writer.close(timeout=60)
-        _say(f"interrupted at step {step}: saved {path}; `lambdascope train --resume --out-dir {out_dir} "
-             f"--data …` continues")
+        _say(f"interrupted at step {step}: {where} (`lambdascope train --resume --out-dir {out_dir} --data …`)")
         raise
     except BaseException as e:
         bar.close()
@@ -382,8 +399,8 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
                 writer.close(timeout=60)
         raise
     finally:
-        if on_main:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
     # -- summary --------------------------------------------------------------------------------
     run_tokens, run_s = tokens - start_tokens, train_s - start_train_s
