@@ -15,7 +15,7 @@ APT_PKGS=(librust-rayon-dev librust-clap-dev librust-indicatif-dev librust-serde
           librust-assert-cmd-dev librust-predicates-dev librust-tempfile-dev)
 command -v cargo >/dev/null 2>&1 || APT_PKGS+=(cargo)  # a rustup cargo will do too
 if [ "$want_test" = 1 ]; then
-  APT_PKGS+=(chromium)
+  APT_PKGS+=(chromium postgresql)  # browser tests; a throwaway PostgreSQL cluster
 fi
 missing=()
 for p in "${APT_PKGS[@]}"; do
