@@ -153,16 +153,26 @@ class BatchStream:
     """Endless training batches: epoch after epoch, each with its own shuffle. The position
     (epoch, batch) is saved in checkpoints so that ``--resume`` continues the same order."""
 
-    def __init__(self, examples: Examples, batch_tokens: int, seed: int, epoch: int = 0, index: int = 0):
+    def __init__(self, examples: Examples, batch_tokens: int, seed: int, epoch: int = 0, index: int = 0,
+                 rank: int = 0, world: int = 1):
         self.examples = examples
         self.lengths = [len(b) for b in examples.ids]
         self.batch_tokens = batch_tokens
         self.seed = seed
+        self.rank, self.world = rank, world  # with several processes, each takes every world-th batch
         self.epoch, self.index = epoch, index
         self._batches = self._epoch_batches(epoch)
 
     def _epoch_batches(self, epoch: int) -> list[list[int]]:
-        return make_batches(self.lengths, self.batch_tokens, random.Random(self.seed * 1_000_003 + epoch))
+        # every process shuffles the same way and keeps its own slice, in whole rounds
+        batches = make_batches(self.lengths, self.batch_tokens, random.Random(self.seed * 1_000_003 + epoch))
+        if self.world == 1:
+            return batches
+        rounds = len(batches) // self.world
+        if rounds == 0:
+            raise ValueError(f"{len(batches)} batches cannot feed {self.world} processes: "
+                             "lower --batch-tokens or add data")
+        return batches[self.rank: rounds * self.world: self.world]
 
     def padding_fraction(self) -> float:
         return padding_fraction(self.lengths, self._batches)

@@ -33,6 +33,7 @@ from .evaluate import eval_set_name, evaluate
 from .model import ModelConfig, SpanModel, span_loss
 from .predict import CHECKPOINT_FORMAT, Predictor
 from .writer import NullWriter, StoreWriter
+from . import distributed
 
 
 def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
@@ -84,10 +85,14 @@ class _StopRequest:
         self.signal = signum
 
 
+_QUIET = False  # set in the processes other than rank 0 of a multi-process run
+
+
 def _say(msg: str) -> None:
     from tqdm import tqdm
 
-    tqdm.write(msg, file=sys.stderr)
+    if not _QUIET:
+        tqdm.write(msg, file=sys.stderr)
 
 
 def _pct(x: float) -> str:
@@ -97,10 +102,13 @@ def _pct(x: float) -> str:
 def train(cfg: TrainConfig, *, on_step=None) -> dict:
     """Run (or resume) a training run; returns the final summary. ``on_step(step, ctx)`` is
     called after every optimiser step (tests use it)."""
+    global _QUIET
     torch.set_num_threads(cfg.threads)
     paths = expand_data_paths(cfg.data)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--device cuda: CUDA is not available here")
+    ddp, device = distributed.setup(cfg.device)  # one process, or one of torchrun's
+    _QUIET = not ddp.is_main
 
     # -- the run: new, or resumed from its newest checkpoint ------------------------------------
     ckpt = None
@@ -147,6 +155,12 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
     if not cfg.no_store:
         db_url = resolve_db_url(cfg.db)
         _, Session = open_store(db_url)
+    if Session is not None and not ddp.is_main:
+        # the other processes read the labels and write nothing
+        with Session() as s:
+            exclude = set() if cfg.include_labelled else set(s.scalars(select(Label.trace_identity).distinct()))
+        Session = None
+    elif Session is not None:
         with Session() as s, s.begin():
             run = s.scalar(select(Run).where(Run.name == (ckpt["run_name"] if ckpt else cfg.run_name)))
             if run is not None and not ckpt:
@@ -162,7 +176,7 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
             s.flush()
             run_id = run.id
             exclude = set() if cfg.include_labelled else set(s.scalars(select(Label.trace_identity).distinct()))
-    else:
+    elif cfg.no_store:
         exclude = set()
     run_name = ckpt["run_name"] if ckpt else cfg.run_name
 
@@ -222,8 +236,11 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
         raise TrainError(message)
 
     # -- model and optimiser --------------------------------------------------------------------
-    device = cfg.device
     model = SpanModel(mcfg).to(device)
+    # the model that trains: wrapped for several processes (gradients averaged across them)
+    trained = (torch.nn.parallel.DistributedDataParallel(model, device_ids=[ddp.local_rank]
+                                                         if device.startswith("cuda") else None)
+               if ddp.enabled else model)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "tok." not in n and "depth." not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "tok." not in n and "depth." not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -236,7 +253,10 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
         step, tokens, padded = ckpt["step"], ckpt["tokens"], ckpt["padded_tokens"]
         train_s, eval_s = ckpt["train_seconds"], ckpt["eval_seconds"]
         position = tuple(ckpt["data_position"])
-    stream = BatchStream(data.train, cfg.batch_tokens, cfg.seed, *position)
+    try:
+        stream = BatchStream(data.train, cfg.batch_tokens, cfg.seed, *position, rank=ddp.rank, world=ddp.world)
+    except ValueError as e:
+        raise TrainError(str(e)) from None
     predictor = Predictor(model, vocab, device, batch_tokens=max(16384, cfg.batch_tokens))
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda")
                 else contextlib.nullcontext())
@@ -245,7 +265,8 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
     _say(f"model: {model.n_params() / 1e6:.2f}M parameters ({mcfg.n_layer} layers, d={mcfg.d_model}, "
          f"{mcfg.n_head} heads, depth embedding {'on' if mcfg.depth_embedding else 'off'}); "
          f"batches of <= {cfg.batch_tokens} tokens, padding {_pct(stream.padding_fraction())} this epoch; "
-         f"device {device}, {cfg.threads} threads")
+         f"device {device}, {cfg.threads} threads"
+         + (f", {ddp.world} processes (DistributedDataParallel)" if ddp.enabled else ""))
 
     val_batches = [([data.val.ids[i] for i in b], [data.val.spans[i] for i in b])
                    for b in make_batches([len(x) for x in data.val.ids], 16384, random.Random(0))]
@@ -266,13 +287,16 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
         model.train()
         return total / n
 
-    def progress() -> float:
+    def progress_after(steps: int) -> float:
         p = 0.0
         if cfg.steps:
-            p = max(p, step / cfg.steps)
+            p = max(p, steps / cfg.steps)
         if cfg.minutes:
             p = max(p, train_s / (cfg.minutes * 60))
         return p
+
+    def progress() -> float:
+        return progress_after(step)
 
     def checkpoint_payload(metrics: dict | None) -> dict:
         return {"format": CHECKPOINT_FORMAT, "model_config": mcfg.to_dict(), "train_config": asdict(cfg),
@@ -330,8 +354,9 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)} if on_main else {}
     in_step = False  # True while the model and the counters disagree
     try:
-        while progress() < 1.0:
-            if stop.signal is not None:
+        done = progress() >= 1.0
+        while not done:
+            if stop.signal is not None and not ddp.enabled:  # several processes stop together, below
                 raise KeyboardInterrupt
             in_step = True
             t0 = time.perf_counter()
@@ -341,7 +366,7 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
             x, mask, tgt = next(stream)
             x, mask, tgt = x.to(device, non_blocking=True), mask.to(device, non_blocking=True), tgt.to(device)
             with autocast:
-                sl, el = model(x, mask, tgt[:, 0])  # the end pointer reads the gold start
+                sl, el = trained(x, mask, tgt[:, 0])  # the end pointer reads the gold start
                 loss = span_loss(sl, el, mask, tgt, cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -352,8 +377,11 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
             if not math.isfinite(loss_value):
                 raise TrainError(f"the loss is {loss_value} at step {step}: lower --lr")
             dt_step = time.perf_counter() - t0
-            real = int(mask.sum())
-            step, tokens, padded, train_s = step + 1, tokens + real, padded + x.numel() - real, train_s + dt_step
+            train_s += dt_step
+            # every process learns whether to stop; token counts become those of all processes
+            stop_now, done, real, numel = distributed.step_sync(
+                ddp, device, stop.signal is not None, progress_after(step + 1) >= 1.0, int(mask.sum()), x.numel())
+            step, tokens, padded = step + 1, tokens + real, padded + numel - real
             sum_len, n_batches = sum_len + x.shape[1], n_batches + 1
             in_step = False
             window["loss"] += loss_value
@@ -368,19 +396,23 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
                 bar.set_postfix(loss=f"{window['loss'] / window['n']:.4f}", tok_s=f"{tps:,.0f}", refresh=False)
                 window = {"loss": 0.0, "n": 0, "tokens": 0, "seconds": 0.0}
                 last_point = time.monotonic()
-            if (step if every_kind == "steps" else train_s) >= next_eval and progress() < 1.0:
+            if ddp.is_main and not done and (step if every_kind == "steps" else train_s) >= next_eval:
                 run_evaluation()
                 while next_eval <= (step if every_kind == "steps" else train_s):
                     next_eval += every
             if on_step is not None:
                 on_step(step, {"run_id": run_id, "out_dir": out_dir, "writer": writer})
+            if stop_now:
+                raise KeyboardInterrupt
         bar.close()
-        final = run_evaluation()
+        final = run_evaluation() if ddp.is_main else {}
         if run_id:
             writer.update_run(run_id, status="finished", finished_at=utcnow(), message=None)
         writer.close()
     except KeyboardInterrupt:
         bar.close()
+        if not ddp.is_main:  # rank 0 saves the checkpoint and marks the run
+            raise
         files = checkpoint_files(out_dir)
         if not in_step:
             files.append(out_dir / f"ckpt_{step:07d}.pt")
@@ -401,6 +433,9 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        distributed.cleanup(ddp)
+    if not ddp.is_main:
+        return {"rank": ddp.rank, "steps": step}
 
     # -- summary --------------------------------------------------------------------------------
     run_tokens, run_s = tokens - start_tokens, train_s - start_train_s
