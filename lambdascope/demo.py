@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 RUN_NAME = "demo"
+REPO_ROOT = Path(__file__).resolve().parent.parent
 TRAINER_STOP_TIMEOUT_S = 60
 
 
@@ -58,9 +59,14 @@ def _generate(path: Path, traces: int) -> None:
 def _start_trainer(args, data: Path, db_url: str, runs: Path, log_path: Path) -> subprocess.Popen:
     out_dir = runs / RUN_NAME
     resume = out_dir.is_dir() and any(out_dir.glob("*.pt"))
+    peak = runs / "peak.json"
+    if not peak.exists():  # the machine's matmul peak, once, so that the run page shows MFU
+        say("measuring this machine's matmul peak for MFU (a few seconds, once)")
+        subprocess.call([sys.executable, str(REPO_ROOT / "bench" / "peak.py"), "--seconds", "0.3",
+                         "--out", str(peak)], stdout=subprocess.DEVNULL)
     cmd = [sys.executable, "-m", "lambdascope.cli", "train", "--data", str(data), "--db", db_url,
            "--run-name", RUN_NAME, "--out-dir", str(out_dir), "--minutes", str(args.minutes),
-           "--eval-every", args.eval_every]
+           "--eval-every", args.eval_every, "--peak-file", str(peak)]
     if resume:
         cmd.append("--resume")
     cmd += [a for a in args.train_args if a != "--"]

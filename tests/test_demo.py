@@ -69,6 +69,7 @@ def test_demo_serves_live_training_and_stops_cleanly(tmp_path):
     assert not trainer_running(tmp_path)
     # nothing half-written, and the store is not locked
     assert not list((tmp_path / "runs").rglob("*.tmp*"))
+    assert (tmp_path / "runs" / "peak.json").is_file()  # measured once, for the MFU curve
     engine, Session = open_store(f"sqlite:///{tmp_path}/runs/demo.db")
     with Session() as s:
         assert s.scalar(select(Run)).status == "stopped"

@@ -72,6 +72,8 @@ def register(sub) -> None:
     t.add_argument("--out-dir", metavar="DIR", help="checkpoint folder (default runs/NAME)")
     t.add_argument("--no-store", action="store_true", help="record nothing in the store (checkpoint files only)")
     t.add_argument("--seed", type=int, default=d.seed, help=f"model init and batch order (default {d.seed})")
+    t.add_argument("--peak-file", default=d.peak_file, metavar="JSON",
+                   help=f"the machine's matmul peak from bench/peak.py, for MFU (default {d.peak_file})")
     g = t.add_argument_group("model and optimiser")
     g.add_argument("--lr", type=_positive_float, default=d.lr, help=f"peak learning rate (default {d.lr})")
     g.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help=f"(default {d.warmup_steps})")
@@ -113,7 +115,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         warmup_steps=args.warmup_steps, label_smoothing=args.label_smoothing, n_layer=args.n_layer,
         n_head=args.n_head, d_model=args.d_model, d_ff=args.d_ff,
         depth_embedding=not args.no_depth_embedding, eval_every=args.eval_every,
-        no_store=args.no_store, resume=args.resume)
+        no_store=args.no_store, resume=args.resume, peak_file=args.peak_file)
     if cfg.d_model % cfg.n_head or (cfg.d_model // cfg.n_head) % 2:
         raise UsageError(f"--d-model {cfg.d_model} must split into --n-head {cfg.n_head} heads of even width")
     try:

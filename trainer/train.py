@@ -342,7 +342,7 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
     bar = tqdm(total=total, initial=min(total, step if cfg.steps else int(train_s)), unit="step" if cfg.steps else "s",
                desc=f"train {run_name}", file=sys.stderr, disable=not sys.stderr.isatty(), dynamic_ncols=True)
     next_eval = (step if every_kind == "steps" else train_s) + every
-    window = {"loss": 0.0, "n": 0, "tokens": 0, "seconds": 0.0}
+    window = {"loss": 0.0, "n": 0, "tokens": 0, "seconds": 0.0, "len": 0}
     last_point = time.monotonic()
     start_tokens, start_train_s = tokens, train_s
     sum_len, n_batches = 0, 0
@@ -388,13 +388,17 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
             window["n"] += 1
             window["tokens"] += real
             window["seconds"] += dt_step
+            window["len"] += x.shape[1]
             bar.update(1 if cfg.steps else dt_step)
             if time.monotonic() - last_point >= cfg.metrics_every:
                 tps = window["tokens"] / window["seconds"]
-                for name, value in (("loss", window["loss"] / window["n"]), ("lr", lr), ("tokens_per_s", tps)):
+                points = [("loss", window["loss"] / window["n"]), ("lr", lr), ("tokens_per_s", tps)]
+                if peak:  # model FLOPs per second over the machine's measured matmul peak
+                    points.append(("mfu", model.flops_per_token(window["len"] / window["n"]) * tps / peak))
+                for name, value in points:
                     writer.metric(run_id, step, name, value)
                 bar.set_postfix(loss=f"{window['loss'] / window['n']:.4f}", tok_s=f"{tps:,.0f}", refresh=False)
-                window = {"loss": 0.0, "n": 0, "tokens": 0, "seconds": 0.0}
+                window = {"loss": 0.0, "n": 0, "tokens": 0, "seconds": 0.0, "len": 0}
                 last_point = time.monotonic()
             if ddp.is_main and not done and (step if every_kind == "steps" else train_s) >= next_eval:
                 run_evaluation()
