@@ -2,13 +2,13 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 LS := .venv/bin/lambdascope
-DEMO_TRACES ?= 20000
-DEMO_DATA ?= data/demo.jsonl
+DEMO_ARGS ?=
 
-.PHONY: help setup build demo test test-rust test-python bench clean
+.PHONY: help setup build demo test test-rust test-python bench quality clean
 
 help:
-	@echo "make demo   build the generator, generate $(DEMO_TRACES) traces into $(DEMO_DATA), check them"
+	@echo "make demo   set up, generate data, train in the background, serve the dashboard on :8000"
+	@echo "            (options: make demo DEMO_ARGS=\"--traces 50000 --minutes 60 --port 8080\")"
 	@echo "make test   install what is missing, build, run cargo test and pytest"
 	@echo "make bench  speed benchmarks (figures printed, nothing asserted)"
 
@@ -18,10 +18,7 @@ setup:
 build: setup
 
 demo: setup
-	@mkdir -p $(dir $(DEMO_DATA))
-	@if [ -s $(DEMO_DATA) ]; then echo "using existing $(DEMO_DATA)"; \
-	else $(LS) generate $(DEMO_DATA) $(DEMO_TRACES) --seed 1; fi
-	$(LS) check $(DEMO_DATA)
+	$(LS) demo $(DEMO_ARGS)
 
 test:
 	@scripts/setup.sh --test
@@ -35,6 +32,10 @@ test-python:
 
 bench: setup
 	$(PY) bench/bench_generator.py
+	$(PY) bench/bench_ddp.py
+
+quality: setup
+	$(PY) bench/quality.py --minutes 60
 
 clean:
 	rm -rf lambda_gen_rs/target .venv data artifacts
