@@ -152,6 +152,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         pass
     finally:
         code = stop_trainer(proc)
-        if code is not None:
-            say(f"trainer exited with code {code}")
+        if code in (130, -signal.SIGINT):
+            say("trainer stopped with its state saved; run the demo again to continue")
+        elif code == 0:
+            say("trainer finished its minutes; run the demo again (or with more --minutes) to continue")
+        elif code is not None:
+            say(f"trainer exited with code {code}: see {runs / 'demo-train.log'}")
     return 0

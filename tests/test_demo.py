@@ -65,7 +65,7 @@ def test_demo_serves_live_training_and_stops_cleanly(tmp_path):
         demo.send_signal(signal.SIGINT)
         out, _ = demo.communicate(timeout=90)
     assert demo.returncode == 0, out
-    assert "dashboard: http://127.0.0.1:" in out and "trainer exited with code" in out
+    assert "dashboard: http://127.0.0.1:" in out and "trainer stopped with its state saved" in out
     assert not trainer_running(tmp_path)
     # nothing half-written, and the store is not locked
     assert not list((tmp_path / "runs").rglob("*.tmp*"))
