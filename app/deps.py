@@ -66,16 +66,20 @@ async def get_renderer(request: Request) -> Renderer:
 
 async def check_same_origin(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
     """Refuse a write that another site's page could have sent: the browser's Sec-Fetch-Site
-    and Origin must say same origin when present, and the form token (a form field ``csrf``
-    or the header ``X-CSRF-Token``) must be this server's."""
+    and Origin (or, without an Origin, the Referer) must say same origin when present, and the
+    form token (a form field ``csrf`` or the header ``X-CSRF-Token``) must be this server's."""
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):
         raise HTTPException(403, "cross-site request refused")
     origin = request.headers.get("origin")
+    host = request.headers.get("host", "").lower()
     if origin is not None:
-        host = request.headers.get("host", "")
-        if origin == "null" or urlsplit(origin).netloc.lower() != host.lower():
+        if origin == "null" or urlsplit(origin).netloc.lower() != host:
             raise HTTPException(403, "cross-site request refused: the Origin is not this server")
+    else:  # a browser too old to send Origin still sends the page it came from
+        referer = request.headers.get("referer")
+        if referer is not None and urlsplit(referer).netloc.lower() != host:
+            raise HTTPException(403, "cross-site request refused: the Referer is not this server")
     token = request.headers.get("x-csrf-token")
     if token is None:
         ctype = request.headers.get("content-type", "")
@@ -94,8 +98,18 @@ Templates = Annotated[Renderer, Depends(get_renderer)]
 SameOrigin = Annotated[None, Depends(check_same_origin)]
 
 
+def refuse_page_numbers(request: Request) -> None:
+    """The lists page by cursor (``after``/``before``, from the Next and Previous links) and
+    ``limit``; a ``page`` number (``?page=-1``, ``?page=3``) would otherwise be ignored and show
+    the first page as if it were the one asked for."""
+    if "page" in request.query_params:
+        raise BadRequest(f"page: this list is paged with the 'after'/'before' cursors of its Next "
+                         f"and Previous links and 'limit', not page numbers (got "
+                         f"page={request.query_params['page'][:20]!r})")
+
+
 async def get_example_filter(
-    ck: str | None = None, correct: str | None = None, iou_min: str | None = None,
+    request: Request, ck: str | None = None, correct: str | None = None, iou_min: str | None = None,
     iou_max: str | None = None, nf: str | None = None, pred_nf: str | None = None,
     len_min: str | None = None, len_max: str | None = None, togo_min: str | None = None,
     togo_max: str | None = None, labelled: str | None = None, q: str | None = None,
@@ -104,7 +118,8 @@ async def get_example_filter(
 ) -> ExampleFilter:
     """The examples filter from the query string (every parameter optional, empty = unset);
     a parameter a person got wrong is a 400 naming it."""
-    args = {k: v for k, v in locals().items() if v is not None}
+    args = {k: v for k, v in locals().items() if v is not None and k != "request"}
+    refuse_page_numbers(request)
     try:
         return parse_filter(args)
     except FilterError as e:

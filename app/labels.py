@@ -30,7 +30,7 @@ class LabelError(ValueError):
 
 
 def _check(identity: Any, step_k: Any, category: Any, note: Any) -> None:
-    if not isinstance(identity, str) or not 1 <= len(identity) <= MAX_IDENTITY:
+    if not isinstance(identity, str) or not 1 <= len(identity) <= MAX_IDENTITY or "\x00" in identity:
         raise LabelError(f"trace_identity: a string of 1 to {MAX_IDENTITY} characters")
     if step_k is not None and (not isinstance(step_k, int) or isinstance(step_k, bool)
                                or not 0 <= step_k <= 1_000_000):
@@ -39,6 +39,8 @@ def _check(identity: Any, step_k: Any, category: Any, note: Any) -> None:
         raise LabelError(f"category: one of {', '.join(LABEL_CATEGORIES)}, got {category!r}")
     if not isinstance(note, str) or len(note) > MAX_NOTE:
         raise LabelError(f"note: text of at most {MAX_NOTE} characters")
+    if "\x00" in note:  # PostgreSQL text cannot hold one; nobody means to type one
+        raise LabelError("note: must not contain a NUL character")
 
 
 def add_label(session, *, trace_identity: str, step_k: int | None, category: str,
@@ -88,7 +90,10 @@ def export_labels(session, fmt: str = "jsonl") -> Iterator[str]:
             yield json.dumps(_record(lb), ensure_ascii=False) + "\n"
     elif fmt == "csv":
         buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
+        # CRLF line ends (RFC 4180): the writer quotes a field holding any character of its
+        # line terminator, so a note with a lone "\r" is quoted too (with "\n" alone it was
+        # written bare, and read back as two rows)
+        w = csv.writer(buf, lineterminator="\r\n")
         w.writerow(FIELDS)
         for lb in all_labels(session):
             r = _record(lb)
@@ -150,8 +155,8 @@ def import_labels(session, lines: Iterable[str], fmt: str = "jsonl") -> tuple[in
             if created_at is not None and created_at.tzinfo is not None:
                 created_at = created_at.astimezone(dt.timezone.utc).replace(tzinfo=None)
             term = r.get("term", "")
-            if not isinstance(term, str):
-                raise LabelError("term: expected text")
+            if not isinstance(term, str) or "\x00" in term:
+                raise LabelError("term: expected text without NUL characters")
         except LabelError as e:
             raise LabelError(f"line {n}: {e}") from None
         except (TypeError, ValueError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.encoders import jsonable_encoder
@@ -13,7 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from lambdascope.store import LABEL_CATEGORIES
 
 from . import queries as Q
-from .deps import Cache, ExampleQuery, ReadDB, SameOrigin, Templates, WriteDB
+from .deps import Cache, ExampleQuery, ReadDB, SameOrigin, Templates, WriteDB, refuse_page_numbers
 from .filters import MAX_ID, SORTS
 from .labels import LabelError, add_label, delete_label, export_labels
 from .playground import MAX_INPUT, playground_data
@@ -200,7 +201,8 @@ def queue_page(request: Request, db: ReadDB, tpl: Templates, ck: str | None = No
 # Compare
 
 
-def _compare(db, cache, a, b, kind, order, after):
+def _compare(request, db, cache, a, b, kind, order, after):
+    refuse_page_numbers(request)
     return Q.compare_data(opt_id(a, "a"), opt_id(b, "b"), session=db, cache=cache,
                           kind=kind or "regressions", order=order or "change", after=after or None)
 
@@ -211,7 +213,7 @@ def compare_json(request: Request, db: ReadDB, cache: Cache, a: str | None = Non
                  after: str | None = None):
     if not (a and b):
         raise Q.BadRequest("a and b: the two checkpoints to compare")
-    return as_json(_compare(db, cache, a, b, kind, order, after))
+    return as_json(_compare(request, db, cache, a, b, kind, order, after))
 
 
 @router.get("/compare", response_class=HTMLResponse)
@@ -225,7 +227,7 @@ def compare_page(request: Request, db: ReadDB, cache: Cache, tpl: Templates, a: 
         return tpl.render(request, "compare.html", {
             "nav": "compare", "choose": True, "a": {"id": opt_id(a, "a")}, "b": {"id": opt_id(b, "b")},
             "checkpoints": Q.all_checkpoints(session=db)})
-    data = _compare(db, cache, a, b, kind, order, after)
+    data = _compare(request, db, cache, a, b, kind, order, after)
     return tpl.render(request, "compare.html", data | {"nav": "compare", "choose": False})
 
 
@@ -263,11 +265,20 @@ def labels_export(fmt: str, db: ReadDB):
 
 
 def _safe_next(next_url: str | None, fallback: str) -> str:
-    """Only a path on this server (no scheme, no host, no '//')."""
+    """Only a path on this server (no scheme, no host, no '//'), without control characters,
+    percent-encoded so that it can go into a header as it is (HX-Redirect, Location)."""
     if next_url and next_url.startswith("/") and not next_url.startswith(("//", "/\\")) \
-            and len(next_url) < 2000 and not any(c in next_url for c in "\r\n"):
-        return next_url
+            and len(next_url) < 2000 and not any(ord(c) < 32 or ord(c) == 127 for c in next_url):
+        return quote(next_url, safe=":/%#?=@[]!$&'()*+,;~")
     return fallback
+
+
+def _known_checkpoint(db, ck: str | None) -> None:
+    """The form's ``ck`` (the checkpoint the page showed), checked before a write: a bad one
+    is a 4xx with nothing written, never a 4xx after the write went through."""
+    ck_id = opt_id(ck, "ck")
+    if ck_id is not None:
+        Q.get_checkpoint(ck_id, session=db)
 
 
 def _after_label_write(request: Request, db, tpl, identity: str, ck: str | None,
@@ -293,6 +304,7 @@ def labels_create(request: Request, _: SameOrigin, db: WriteDB, tpl: Templates,
                   next: Annotated[str, Form(max_length=2000)] = "",
                   queue: Annotated[str, Form(max_length=8)] = ""):
     check_identity(identity)
+    _known_checkpoint(db, ck)  # refused before anything is written, not after
     try:
         add_label(db, trace_identity=identity, step_k=opt_step(step), category=category, note=note)
     except LabelError as e:
@@ -306,7 +318,8 @@ def labels_delete(request: Request, label_id: int, _: SameOrigin, db: WriteDB, t
                   identity: Annotated[str, Form(max_length=32)] = "",
                   ck: Annotated[str, Form(max_length=24)] = "",
                   next: Annotated[str, Form(max_length=2000)] = ""):
-    if not delete_label(db, label_id):
+    _known_checkpoint(db, ck)  # refused before anything is deleted, not after
+    if not (1 <= label_id <= MAX_ID and delete_label(db, label_id)):
         raise Q.NotFound(f"no label {label_id}")
     db.commit()
     if identity and IDENTITY.fullmatch(identity):

@@ -5,6 +5,8 @@
 - ``token``: when set (required off loopback), every request carries it, as
   ``Authorization: Bearer T``, the cookie ``lambdascope_token``, or once as ``?token=T``, which
   sets the cookie and redirects to the same address without it.
+- An address holding a NUL character (``%00``) is refused with a 400: no page takes one, and
+  PostgreSQL cannot bind one as text (it would be a 500 deep in a query).
 - Every response gets a strict Content-Security-Policy (scripts and styles only from this
   server), ``nosniff``, no framing and a same-origin referrer policy.
 """
@@ -61,6 +63,11 @@ class SecurityMiddleware:
             if not self._authorised(headers):
                 return await _plain(send, 401, "this dashboard needs its access token: open it "
                                                "once as /?token=…, or send Authorization: Bearer …")
+
+        raw_query = scope.get("query_string", b"")
+        if "\x00" in scope["path"] or b"%00" in raw_query or b"\x00" in raw_query:
+            return await _plain(send, 400, "the address holds a NUL character (%00), which no "
+                                           "parameter accepts")
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":

@@ -73,7 +73,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from .traces import REASONS, TraceValidator, read_traces
 
-    paths = expand_data_paths(args.files)
+    paths = expand_data_paths(args.files, allow_empty=True)  # reported below, with the counts
     total_bytes = sum(p.stat().st_size for p in paths)
     bar = _progress(total_bytes, "check")
     v = TraceValidator()
@@ -107,8 +107,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if n_problems == 0 else 1
 
 
-def expand_data_paths(items: list[str]) -> list[Path]:
-    """Files and globs, in the order given (a glob's matches sorted); every one must exist."""
+def expand_data_paths(items: list[str], allow_empty: bool = False) -> list[Path]:
+    """Files and globs, in the order given (a glob's matches sorted); every one must exist.
+    Unless ``allow_empty``, at least one must hold something: data that is all empty files is
+    a mistake to name plainly, not a run to fail later with "no valid records"."""
     import glob
 
     out: list[Path] = []
@@ -123,6 +125,10 @@ def expand_data_paths(items: list[str]) -> list[Path]:
             if not p.is_file():
                 raise UsageError(f"{item}: no such file")
             out.append(p)
+    if not allow_empty and out and all(p.stat().st_size == 0 for p in out):
+        names = ", ".join(map(str, out))
+        raise UsageError(f"{names}: the file is empty (no trace records)" if len(out) == 1 else
+                         f"{names}: the files are empty (no trace records)")
     return out
 
 
@@ -236,4 +242,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m lambdascope.cli`: run the imported module's main, not this __main__ copy, so
+    # that UsageError raised by trainer/ and app/ (which import lambdascope.cli) is caught
+    from lambdascope.cli import main as _main
+
+    sys.exit(_main())

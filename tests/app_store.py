@@ -93,7 +93,8 @@ class Seeded:
 
 def build_small_store(url: str, n_traces: int = 40, seed: int = 11) -> Seeded:
     engine, Session = open_store(url)
-    traces = [t for t in make_traces(n_traces, seed)]
+    seen: set[str] = set()  # one trace per identity, as ensure_eval_set keeps them
+    traces = [t for t in make_traces(n_traces, seed) if not (t.identity in seen or seen.add(t.identity))]
     rng = random.Random(seed)
     with Session() as s:
         es_id, ids = ensure_eval_set(s, "eval-small", f"reference generator seed {seed}", traces)

@@ -70,3 +70,20 @@ def test_compare_summary_queue_and_labels_over_postgres(pg):
     assert c.get(f"/queue.json?ck={seeded.ck1}").json()["remaining"] == q["remaining"] - 1
     assert c.get(f"/examples.json?ck={seeded.ck1}&labelled=1").json()["total"] == 1
     assert '"note": "pg"' in c.get("/labels/export.jsonl").text
+
+
+def test_nul_characters_are_refused_before_postgresql_sees_them(pg):
+    """PostgreSQL cannot hold NUL in text: a %00 in any parameter, or a NUL in a label's note,
+    is a 400 with a message, never a 500 from deep inside a query."""
+    seeded, c = pg
+    for address in (f"/runs/{seeded.run_a}.json?problems_reason=a%00b", "/labels.json?category=%00",
+                    f"/traces/{seeded.traces[0].identity}.json?step=%00"):
+        r = c.get(address)
+        assert r.status_code == 400 and "NUL" in r.text, (address, r.status_code, r.text[:200])
+    ident = seeded.traces[1].identity
+    token = re.search(r'name="csrf" value="([0-9a-f]+)"', c.get(f"/traces/{ident}").text).group(1)
+    before = c.get("/labels.json").json()["total"]
+    r = c.post("/labels", data={"csrf": token, "identity": ident, "category": "other", "note": "a\x00b"},
+               follow_redirects=False)
+    assert r.status_code == 400 and "NUL" in r.text
+    assert c.get("/labels.json").json()["total"] == before

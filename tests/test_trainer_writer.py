@@ -75,9 +75,9 @@ def test_readers_never_see_half_an_evaluation(store):
 
     def reader():
         while not stop.is_set():
-            with Session() as s:
-                n_ck = s.scalar(select(func.count()).select_from(Checkpoint))
-                n_pred = s.scalar(select(func.count()).select_from(Prediction))
+            with Session() as s:  # one statement, one snapshot (two could straddle a commit)
+                n_ck, n_pred = s.execute(select(select(func.count()).select_from(Checkpoint).scalar_subquery(),
+                                                select(func.count()).select_from(Prediction).scalar_subquery())).one()
                 seen.append((n_ck, n_pred))
 
     # slow the writer down between its statements, so a reader has time to look in between
@@ -123,3 +123,29 @@ def test_null_writer_has_the_same_interface():
     w.flush()
     w.close()
     assert w.written == {"metric_points": 0, "evaluations": 0}
+
+
+def test_the_checkpoint_file_is_on_disk_before_its_row_is_committed(store, tmp_path, monkeypatch):
+    """A power loss must not leave a checkpoint row naming a file whose bytes (or whose rename
+    into place) never reached the disk: the writer fsyncs the file and its folder first."""
+    import os
+
+    engine, Session, run_id, es_id, ids = store
+    ckpt = tmp_path / "run" / "ckpt_0000001.pt"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"model")
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        with Session() as s:  # what a reader of the store could see at that moment
+            synced.append((os.readlink(f"/proc/self/fd/{fd}"),
+                           s.scalar(select(func.count()).select_from(Checkpoint))))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    w = StoreWriter(Session, flush_seconds=0.05)
+    w.evaluation(**dict(evaluation(run_id, es_id, ids), path=str(ckpt)))
+    w.close(timeout=30)
+    assert counts(Session)[0] == 1
+    assert (str(ckpt), 0) in synced and (str(ckpt.parent), 0) in synced  # both, before the row

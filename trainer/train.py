@@ -25,7 +25,7 @@ import torch
 from sqlalchemy import delete, select
 
 from lambdascope.cli import UsageError, expand_data_paths
-from lambdascope.store import DataProblem, Label, Run, ensure_eval_set, open_store, resolve_db_url, utcnow
+from lambdascope.store import Checkpoint, DataProblem, Label, Run, ensure_eval_set, open_store, resolve_db_url, utcnow
 
 from .config import TrainConfig, TrainError, parse_every
 from .data import BatchStream, Vocab, collate, load_dataset, make_batches
@@ -61,7 +61,10 @@ def save_checkpoint(path: Path, payload: dict) -> None:
     """Write to a temporary file in the same folder, then rename: a reader or a resumed run
     never sees half a checkpoint."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
+    with open(tmp, "wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -209,6 +212,10 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
          f"steps; {rep.get('labelled_traces_excluded', 0)} labelled traces left out")
     for reason, n in rep["problems_by_reason"].items():
         _say(f"  {reason:<24} {n:>8}")
+    for p in data.validator.problems[:20]:  # file:line: reason: detail
+        _say(f"  {p}")
+    if len(data.validator.problems) > 20:
+        _say(f"  ... {len(data.validator.problems) - 20} more (all on the run's page in the dashboard)")
     message = None
     if too_many:
         message = (f"{rep['invalid_records']:,} of {rep['lines']:,} records are invalid "
@@ -336,6 +343,15 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
 
     # -- the loop -------------------------------------------------------------------------------
     out_dir.mkdir(parents=True, exist_ok=True)
+    if ckpt and ddp.is_main:  # the temporary file of a save that a crash cut short
+        for stale in out_dir.glob(".ckpt_*.tmp"):
+            stale.unlink(missing_ok=True)
+    if ckpt and eval_set_id is not None:  # killed between the save and its evaluation's commit
+        with Session() as s:
+            stored = s.scalar(select(Checkpoint.id).where(Checkpoint.run_id == run_id, Checkpoint.step == step,
+                                                          Checkpoint.name.is_(None)))
+        if stored is None:
+            run_evaluation()
     from tqdm import tqdm
 
     total = cfg.steps if cfg.steps else int(cfg.minutes * 60)

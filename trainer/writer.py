@@ -5,7 +5,9 @@ The training loop only puts items on an unbounded queue (``metric``, ``evaluatio
 ``update_run``), which never blocks. The thread commits metric points at least every
 ``flush_seconds`` so that curves move while a run trains, and writes each evaluation (the
 checkpoint row, all predictions, rollouts and its metric points) in one transaction through
-``store.write_evaluation``: a reader sees all of it or none of it.
+``store.write_evaluation``: a reader sees all of it or none of it, and a crash leaves all of it
+or none of it. The checkpoint file the row names is fsynced (with its folder) first, so that
+not even a power loss leaves a row without its whole file.
 
 A database error is kept and raised in the training thread at its next call (``check``), so a
 run does not go on silently unrecorded.
@@ -13,6 +15,7 @@ run does not go on silently unrecorded.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -115,6 +118,7 @@ class StoreWriter:
 
     def _write_evaluation(self, kwargs: dict) -> None:
         t0 = time.perf_counter()
+        make_durable(kwargs.get("path"))  # the file first: a committed row never names a lost file
         with self.sessionmaker() as s, s.begin():
             write_evaluation(s, **kwargs)
         self.written["evaluations"] += 1
@@ -123,6 +127,27 @@ class StoreWriter:
     def _update_run(self, run_id: int, values: dict) -> None:
         with self.sessionmaker() as s, s.begin():
             s.execute(update(Run).where(Run.id == run_id).values(updated_at=utcnow(), **values))
+
+
+def make_durable(path: str | None) -> None:
+    """fsync a checkpoint file and its folder. The trainer saves a checkpoint (a temporary file
+    renamed into place) before it queues the evaluation that names it; without this, a power
+    loss after the row's commit could leave the row naming an empty or truncated file, since
+    neither the file's bytes nor the rename need be on disk yet. A missing file (a test's path,
+    a file from elsewhere) is left alone. Runs in the writer's thread, off the training loop."""
+    if not path:
+        return
+    for target in (path, os.path.dirname(os.path.abspath(path))):
+        try:
+            fd = os.open(target, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 class NullWriter:
