@@ -22,7 +22,6 @@ import json
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -30,16 +29,12 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LIVE_RUN = "live-writer"
 NOTE_TAIL = ' <script>alert(1)</script> "quoted" & λ'  # notes carry markup and non-ASCII text
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env() -> dict:

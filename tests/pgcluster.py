@@ -7,10 +7,9 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
+from tests.net import free_port as _free_port
 
 
 def _bin_dir() -> str | None:
@@ -33,11 +32,6 @@ def unavailable_reason() -> str | None:
             return "running as root and there is no 'postgres' user to run the server"
     return None
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PgCluster:

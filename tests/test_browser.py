@@ -6,7 +6,6 @@ artifacts/screenshots/. Skipped, with the reason, only when Chromium cannot be l
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ try:
 except ImportError:  # the browser fixture skips
     expect = None
 from tests.app_store import build_small_store
+from tests.net import free_port as _free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "artifacts" / "screenshots"
@@ -27,11 +27,6 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

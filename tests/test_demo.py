@@ -2,7 +2,6 @@
 SIGTERM) stops both cleanly and a second run continues the same run."""
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,15 +10,11 @@ import httpx
 from sqlalchemy import select
 
 from lambdascope.store import Label, Run, open_store
+from tests.net import free_port
 
 TINY = ["--", "--n-layer", "1", "--n-head", "2", "--d-model", "16", "--d-ff", "32", "--threads", "1",
         "--batch-tokens", "1024", "--warmup-steps", "2", "--eval-traces", "10"]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_demo(tmp_path, port):

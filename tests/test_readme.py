@@ -8,7 +8,6 @@ long-running commands (serve, demo) are started, asked for a page, and stopped w
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ import httpx
 import pytest
 
 from tests import pgcluster
+from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ("--n-layer 1 --n-head 2 --d-model 16 --d-ff 32 --threads 1 --batch-tokens 1024 "
@@ -46,11 +46,6 @@ def shrink(cmd: str) -> str:
         cmd = re.sub(pattern, repl, cmd)
     return cmd
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_readme_has_the_two_commands_and_a_command_reference():

@@ -5,22 +5,19 @@ page and compare page of the two checkpoints -> label a training trace -> export
 train again: the labelled trace is left out of training."""
 
 import json
-import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from lambdascope.store import Checkpoint, Label, Run, open_store
 from lambdascope.traces import read_traces
 from trainer.data import Vocab, load_dataset, split_of
+from tests.net import free_port
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--d-ff", "32", "--threads", "1",
         "--batch-tokens", "1024", "--warmup-steps", "2", "--eval-traces", "10"]
@@ -33,11 +30,6 @@ def ls(*args, check=True, timeout=300):
         assert r.returncode == 0, f"lambdascope {' '.join(args)}\n{r.stderr[-3000:]}"
     return r
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(url: str, timeout: float = 30) -> None:
