@@ -136,6 +136,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         say(f"using the existing data set {data}")
     else:
         _generate(data, args.traces)
+    # create (or upgrade) the store once, here, before two processes open it at the same moment
+    from .store import open_store
+
+    open_store(db_url)[0].dispose()
     proc = None
     if not args.no_train:
         proc = _start_trainer(args, data, db_url, runs, runs / "demo-train.log")
