@@ -75,3 +75,25 @@ def test_write_evaluation_is_all_or_nothing(Session):
         c = s.get(Checkpoint, ck)
         assert c.name == "named" and c.metrics == {"exact": 1.0} and c.run.name == "r"
         assert s.scalar(select(func.count()).select_from(Prediction)) == len(preds)
+
+
+def test_connecting_waits_for_a_lock_instead_of_failing(tmp_path):
+    """Switching a new store to WAL needs a lock; a connection made while another process holds
+    it (e.g. rank 0 creating the schema) waits for it rather than failing 'database is locked'."""
+    import sqlite3
+    import threading
+    import time as _time
+
+    from lambdascope.store import make_engine
+
+    path = tmp_path / "new.db"
+    holder = sqlite3.connect(path, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("CREATE TABLE t (x)")
+    # longer than the 5 s that Python's sqlite3 waits by itself
+    threading.Thread(target=lambda: (_time.sleep(5.5), holder.commit()), daemon=True).start()
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    engine.dispose()
+    holder.close()

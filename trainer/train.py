@@ -157,7 +157,11 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
     run_id = ckpt["run_id"] if ckpt else None
     if not cfg.no_store:
         db_url = resolve_db_url(cfg.db)
+        if not ddp.is_main:  # rank 0 creates or upgrades the store first
+            distributed.barrier(ddp)
         _, Session = open_store(db_url)
+        if ddp.is_main:
+            distributed.barrier(ddp)
     if Session is not None and not ddp.is_main:
         # the other processes read the labels and write nothing
         with Session() as s:
