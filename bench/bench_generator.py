@@ -80,7 +80,7 @@ def main() -> int:
             cmd = [str(args.binary), "generate", str(out), str(args.traces), str(t), "--seed", str(args.seed), "--quiet"]
             times = [timed(cmd) for _ in range(args.runs)]
             outputs[f"rust, {t} thread{'s' if t > 1 else ''}"] = out
-            rows.append((f"rust lambda-gen", t, times, out))
+            rows.append(("rust lambda-gen", t, times, out))
         out = tmp / "python.jsonl"
         cmd = [sys.executable, "-c", PY_SNIPPET, str(ROOT), str(out), str(args.traces), str(args.seed)]
         times = [timed(cmd) for _ in range(args.runs)]

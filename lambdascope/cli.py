@@ -79,13 +79,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     v = TraceValidator()
     t0 = time.perf_counter()
     shown = 0
-    for _ in read_traces(paths, v, progress=bar.update if bar else None):
+
+    def show_new_problems() -> None:  # as the scan finds them, up to --show
+        nonlocal shown
         while shown < min(len(v.problems), args.show):
             print(f"error: {v.problems[shown]}", file=sys.stderr)
             shown += 1
-    while shown < min(len(v.problems), args.show):
-        print(f"error: {v.problems[shown]}", file=sys.stderr)
-        shown += 1
+
+    for _ in read_traces(paths, v, progress=bar.update if bar else None):
+        show_new_problems()
+    show_new_problems()  # problems found when the last trace closes
     if bar:
         bar.close()
     dt = time.perf_counter() - t0

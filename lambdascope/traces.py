@@ -15,7 +15,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import Iterable, Iterator
 
 from .terms import ParseError, Term, alpha_equivalent, parse, print_with_span, step
 
