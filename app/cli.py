@@ -27,7 +27,8 @@ def settings_to_env(settings) -> str:
     import json
 
     return json.dumps({"db_url": settings.db_url, "token": settings.token,
-                       "allowed_hosts": settings.allowed_hosts, "secret": settings.secret.hex()})
+                       "allowed_hosts": settings.allowed_hosts, "secret": settings.secret.hex(),
+                       "threads": settings.threads})
 
 
 def settings_from_env():
@@ -39,7 +40,7 @@ def settings_from_env():
     hosts = d.get("allowed_hosts")
     return Settings(db_url=d["db_url"], token=d.get("token"),
                     allowed_hosts=tuple(hosts) if hosts is not None else None,
-                    secret=bytes.fromhex(d["secret"]))
+                    secret=bytes.fromhex(d["secret"]), threads=d["threads"])
 
 
 def _usage_error(message: str):
@@ -48,7 +49,7 @@ def _usage_error(message: str):
     return UsageError(message)
 
 
-def serve_settings(db: str | None, host: str, token: str | None):
+def serve_settings(db: str | None, host: str, token: str | None, threads: int = 2):
     """The server's settings, or a UsageError: a host other than loopback needs a token."""
     from lambdascope.store import resolve_db_url
 
@@ -63,7 +64,7 @@ def serve_settings(db: str | None, host: str, token: str | None):
                            "or keep the default --host 127.0.0.1")
     # without a token, answer only to loopback names (no DNS rebinding onto the dashboard)
     allowed = None if token else ("127.0.0.1", "localhost", "[::1]", "::1", host)
-    return Settings(db_url=resolve_db_url(db), token=token, allowed_hosts=allowed)
+    return Settings(db_url=resolve_db_url(db), token=token, allowed_hosts=allowed, threads=threads)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -71,7 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .main import create_app
 
-    settings = serve_settings(args.db, args.host, args.token)
+    settings = serve_settings(args.db, args.host, args.token, args.threads)
     where = f"http://{args.host if ':' not in args.host else f'[{args.host}]'}:{args.port}/"
     print(f"lambdascope: serving {settings.db_url} at {where}"
           + (f" with {args.workers} worker processes" if args.workers > 1 else "")
@@ -142,6 +143,18 @@ def _port(text: str) -> int:
     return value
 
 
+def _threads(text: str) -> int:
+    from .main import MAX_THREADS
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of threads, got {text!r}")
+    if not 1 <= value <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_THREADS} threads, got {value}")
+    return value
+
+
 def register(sub) -> None:
     s = sub.add_parser("serve", help="serve the dashboard over a store",
                        description="Serve the dashboard (runs, checkpoints, examples, traces, "
@@ -155,6 +168,10 @@ def register(sub) -> None:
                    f"(default: ${TOKEN_ENV}); required off loopback")
     s.add_argument("--workers", type=_port, default=1, help="server processes (default 1; "
                    "each keeps its own caches)")
+    s.add_argument("--threads", type=_threads, default=2,
+                   help="requests each process handles at once (default 2). The pages are "
+                   "Python-bound: more threads only take turns on the GIL and make every "
+                   "request slower; raise it for a PostgreSQL store across a slow network")
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn's log level (default info)")
     s.set_defaults(func=cmd_serve)

@@ -12,9 +12,12 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
-from typing import Annotated, AsyncIterator, Iterator
+from typing import Annotated, AsyncIterator, Callable, TypeVar
 from urllib.parse import urlsplit
 
+import anyio
+import anyio.to_thread
+from anyio.lowlevel import RunVar
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
@@ -23,6 +26,8 @@ from .filters import ExampleFilter, FilterError, parse_filter
 from .queries import BadRequest
 from .rendering import Renderer
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -30,6 +35,7 @@ class Settings:
     token: str | None = None  # when set, every request must carry it
     allowed_hosts: tuple[str, ...] | None = None  # Host header names accepted; None: any
     warm_caches: bool = True  # compute new checkpoints' summaries in the background
+    threads: int = 2  # requests handled at once (see main.create_app)
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
     @property
@@ -50,10 +56,27 @@ async def get_read_session(request: Request) -> AsyncIterator[Session]:
         yield session
 
 
-def get_write_session(request: Request) -> Iterator[Session]:
-    """A session on the writing engine; the handler commits."""
+async def get_write_session(request: Request) -> AsyncIterator[Session]:
+    """A session on the writing engine; the handler commits, in a thread of its own (see
+    ``in_write_thread``)."""
     with request.app.state.write_sessions() as session:
         yield session
+
+
+WRITE_THREADS = 4  # label writes at once
+_write_limiter: RunVar[anyio.CapacityLimiter] = RunVar("lambdascope_write_limiter")
+
+
+async def in_write_thread(fn: Callable[[], T]) -> T:
+    """Run a label write in a worker thread that page reads do not share: a write can wait
+    seconds for SQLite's lock while the trainer commits an evaluation, and it should neither
+    stop the pages meanwhile nor queue behind them (main.create_app caps the reads' threads)."""
+    try:
+        limiter = _write_limiter.get()
+    except LookupError:  # one per event loop, as anyio keeps its default limiter
+        limiter = anyio.CapacityLimiter(WRITE_THREADS)
+        _write_limiter.set(limiter)
+    return await anyio.to_thread.run_sync(fn, limiter=limiter)
 
 
 async def get_aggregates(request: Request) -> Aggregates:

@@ -14,7 +14,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from lambdascope.store import LABEL_CATEGORIES
 
 from . import queries as Q
-from .deps import Cache, ExampleQuery, ReadDB, SameOrigin, Templates, WriteDB, refuse_page_numbers
+from .deps import (Cache, ExampleQuery, ReadDB, SameOrigin, Templates, WriteDB, in_write_thread,
+                   refuse_page_numbers)
 from .filters import MAX_ID, SORTS
 from .labels import LabelError, add_label, delete_label, export_labels
 from .playground import MAX_INPUT, playground_data
@@ -295,36 +296,42 @@ def _after_label_write(request: Request, db, tpl, identity: str, ck: str | None,
 
 
 @router.post("/labels")
-def labels_create(request: Request, _: SameOrigin, db: WriteDB, tpl: Templates,
-                  identity: Annotated[str, Form(max_length=32)],
-                  category: Annotated[str, Form(max_length=32)],
-                  step: Annotated[str, Form(max_length=12)] = "",
-                  note: Annotated[str, Form(max_length=4000)] = "",
-                  ck: Annotated[str, Form(max_length=24)] = "",
-                  next: Annotated[str, Form(max_length=2000)] = "",
-                  queue: Annotated[str, Form(max_length=8)] = ""):
-    check_identity(identity)
-    _known_checkpoint(db, ck)  # refused before anything is written, not after
-    try:
-        add_label(db, trace_identity=identity, step_k=opt_step(step), category=category, note=note)
-    except LabelError as e:
-        raise Q.BadRequest(str(e)) from None
-    db.commit()
-    return _after_label_write(request, db, tpl, identity, ck, next, queue == "1")
+async def labels_create(request: Request, _: SameOrigin, db: WriteDB, tpl: Templates,
+                        identity: Annotated[str, Form(max_length=32)],
+                        category: Annotated[str, Form(max_length=32)],
+                        step: Annotated[str, Form(max_length=12)] = "",
+                        note: Annotated[str, Form(max_length=4000)] = "",
+                        ck: Annotated[str, Form(max_length=24)] = "",
+                        next: Annotated[str, Form(max_length=2000)] = "",
+                        queue: Annotated[str, Form(max_length=8)] = ""):
+    def write() -> Response:
+        check_identity(identity)
+        _known_checkpoint(db, ck)  # refused before anything is written, not after
+        try:
+            add_label(db, trace_identity=identity, step_k=opt_step(step), category=category, note=note)
+        except LabelError as e:
+            raise Q.BadRequest(str(e)) from None
+        db.commit()
+        return _after_label_write(request, db, tpl, identity, ck, next, queue == "1")
+
+    return await in_write_thread(write)
 
 
 @router.post("/labels/{label_id:int}/delete")
-def labels_delete(request: Request, label_id: int, _: SameOrigin, db: WriteDB, tpl: Templates,
-                  identity: Annotated[str, Form(max_length=32)] = "",
-                  ck: Annotated[str, Form(max_length=24)] = "",
-                  next: Annotated[str, Form(max_length=2000)] = ""):
-    _known_checkpoint(db, ck)  # refused before anything is deleted, not after
-    if not (1 <= label_id <= MAX_ID and delete_label(db, label_id)):
-        raise Q.NotFound(f"no label {label_id}")
-    db.commit()
-    if identity and IDENTITY.fullmatch(identity):
-        return _after_label_write(request, db, tpl, identity, ck, next, False)
-    return RedirectResponse(_safe_next(next, "/labels"), status_code=303)
+async def labels_delete(request: Request, label_id: int, _: SameOrigin, db: WriteDB, tpl: Templates,
+                        identity: Annotated[str, Form(max_length=32)] = "",
+                        ck: Annotated[str, Form(max_length=24)] = "",
+                        next: Annotated[str, Form(max_length=2000)] = ""):
+    def write() -> Response:
+        _known_checkpoint(db, ck)  # refused before anything is deleted, not after
+        if not (1 <= label_id <= MAX_ID and delete_label(db, label_id)):
+            raise Q.NotFound(f"no label {label_id}")
+        db.commit()
+        if identity and IDENTITY.fullmatch(identity):
+            return _after_label_write(request, db, tpl, identity, ck, next, False)
+        return RedirectResponse(_safe_next(next, "/labels"), status_code=303)
+
+    return await in_write_thread(write)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -263,6 +263,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def drop_live_runs(url: str) -> None:
+    """Remove what earlier benchmarks' writers added (runs named live-*), so that every run
+    measures the store as built: 10 checkpoints of ~100,000 predictions."""
+    engine, Session = open_store(url)
+    with Session() as s:
+        runs = [r[0] for r in s.execute(text("SELECT id FROM runs WHERE name LIKE 'live-%'"))]
+        if runs:
+            t0 = time.perf_counter()
+            marks = ", ".join(str(int(r)) for r in runs)
+            cks = f"SELECT id FROM checkpoints WHERE run_id IN ({marks})"
+            for sql in (f"DELETE FROM predictions WHERE checkpoint_id IN ({cks})",
+                        f"DELETE FROM rollouts WHERE checkpoint_id IN ({cks})",
+                        f"DELETE FROM checkpoints WHERE run_id IN ({marks})",
+                        f"DELETE FROM metric_points WHERE run_id IN ({marks})",
+                        f"DELETE FROM data_problems WHERE run_id IN ({marks})",
+                        f"DELETE FROM runs WHERE id IN ({marks})"):
+                s.execute(text(sql))
+            s.commit()
+            log(f"removed {len(runs)} live runs of earlier benchmarks in {time.perf_counter() - t0:.1f} s")
+    engine.dispose()
+
+
 def plan_for(url: str) -> dict:
     engine, Session = open_store(url)
     with Session() as s:
@@ -298,6 +320,8 @@ def main() -> int:
     ap.add_argument("--eval-every", type=float, default=15, help="seconds between the writer's evaluations")
     ap.add_argument("--no-writer", action="store_true")
     ap.add_argument("--workers", type=int, default=1, help="server worker processes")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="requests each server process handles at once (default: serve's)")
     args = ap.parse_args()
 
     db = Path(args.db)
@@ -308,6 +332,7 @@ def main() -> int:
     if not db.exists():
         db.parent.mkdir(parents=True, exist_ok=True)
         build(url, args.examples, args.checkpoints, seed=1000)
+    drop_live_runs(url)
     plan = plan_for(url)
     log(f"store: {plan['examples']:,} examples, {plan['predictions']:,} predictions, "
         f"{len(plan['checkpoints'])} benchmark checkpoints")
@@ -316,7 +341,8 @@ def main() -> int:
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "lambdascope"), "serve", "--db", url,
                                "--port", str(port), "--log-level", "warning",
-                               "--workers", str(args.workers)],
+                               "--workers", str(args.workers)]
+                              + (["--threads", str(args.threads)] if args.threads else []),
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         import httpx

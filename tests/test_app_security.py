@@ -172,10 +172,11 @@ def test_serve_refuses_a_public_host_without_a_token(monkeypatch, capsys):
 def test_worker_processes_share_the_settings(monkeypatch):
     from app.cli import SETTINGS_ENV, serve_settings, settings_from_env, settings_to_env
 
-    s = serve_settings("some.db", "0.0.0.0", "a-long-enough-token")
+    s = serve_settings("some.db", "0.0.0.0", "a-long-enough-token", threads=5)
     monkeypatch.setenv(SETTINGS_ENV, settings_to_env(s))
     again = settings_from_env()
     assert again == s and again.csrf_token == s.csrf_token  # forms work across workers
+    assert again.threads == 5
 
 
 # ---------------------------------------------------------------------------------------------
