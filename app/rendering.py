@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from urllib.parse import quote_plus
 
 import jinja2
+from markupsafe import Markup, escape
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
@@ -87,20 +88,95 @@ def _quote(value: Any) -> str:
     return text if _PLAIN.fullmatch(text) else quote_plus(text, safe=",")
 
 
-def term_pieces(term: str, gold: Any, pred: Any, pred_name: str = "pred") -> list[tuple[str, str, str]]:
-    """(css class, hover title with the character offsets, text) for each piece of ``term``
-    cut by ``lambdascope.spans.highlight`` (the one highlighting function). The template
-    writes each of the three out, escaped."""
+def term_html(term: str, gold: Any, pred: Any = None, pred_name: str = "pred") -> Markup:
+    """``<code class="term">`` with one ``<span class="hl hl-…">`` per piece of ``term`` cut by
+    ``lambdascope.spans.highlight`` (the one highlighting function), each titled with its
+    character offsets; then a badge for a normal-form (empty) span. Every text is escaped. The
+    pieces' text, joined, is ``term``; those tagged gold (pred) are ``term[start:end]``.
+    Written in Python rather than as a macro: an examples page draws 50 of these, a compare
+    page 50, and the macro was most of their rendering time."""
     g, p = span_label(gold), span_label(pred)
-    out = []
+    name = escape(pred_name)
+    out = ['<code class="term">']
     for piece in highlight(term, gold, pred):
         title = f"chars {piece.start}–{piece.start + len(piece.text)}"
         if piece.gold:
             title += f" · gold {g}"
         if piece.pred:
             title += f" · {pred_name} {p}"
-        out.append((piece.css_class, title, piece.text))
-    return out
+        out.append(f'<span class="hl hl-{piece.css_class}" title="{escape(title)}">'
+                   f'{escape(piece.text)}</span>')
+    out.append("</code>")
+    if g == "NF" and p == "NF":
+        out.append(f' <span class="badge nf nf-both" title="gold and {name}: normal form">NF ✓</span>')
+    else:
+        if g == "NF":
+            out.append(' <span class="badge nf nf-gold" title="gold: normal form (no redex)">NF</span>')
+        if p == "NF":
+            out.append(f' <span class="badge nf nf-pred" title="{name}: normal form">{name} NF</span>')
+    return Markup("".join(out))
+
+
+def ok_html(flag: Any) -> Markup:
+    """✓ for an exact match, ✗ for a wrong one, – for no prediction."""
+    if flag is None or isinstance(flag, jinja2.Undefined):
+        return Markup('<span class="muted">–</span>')
+    if flag:
+        return Markup('<span class="ok" title="exact match">✓</span>')
+    return Markup('<span class="bad" title="wrong">✗</span>')
+
+
+# The rows of the two long lists (50 examples, 25 comparisons a page) are written here rather
+# than in their templates: as Jinja markup a row cost about 40 µs, most of an examples page's
+# rendering time. Ints go through int(), every other value through escape().
+
+
+def example_rows(rows: list[dict[str, Any]], ck_id: int) -> Markup:
+    """The ``<tr>``s of the examples table (examples.html)."""
+    out = []
+    ck = int(ck_id)
+    for r in rows:
+        ident = escape(r["trace_identity"])
+        href = f"/traces/{ident}?ck={ck}&amp;step={int(r['step_k'])}"
+        gold, pred = (r["gold_start"], r["gold_end"]), (r["pred_start"], r["pred_end"])
+        badge = ' <span class="badge label-badge" title="labelled">label</span>' if r["labelled"] else ""
+        out.append(
+            f'    <tr data-nav-item data-href="{href}" data-example="{int(r["example_id"])}" '
+            f'class="{"right" if r["exact"] else "wrong"}">\n'
+            f'      <td class="nowrap"><a href="{href}" class="mono" title="trace {escape(r["trace_id"])} '
+            f'({ident})">{escape(r["trace_identity"][:8])}</a> · {int(r["step_k"])}/'
+            f'{int(r["steps_total"])}{badge}</td>\n'
+            f'      <td class="term-cell">{term_html(r["term"], gold, pred)}</td>\n'
+            f'      <td class="num mono nowrap">{escape(span_label(gold))}</td>\n'
+            f'      <td class="num mono nowrap">{escape(span_label(pred))}</td>\n'
+            f'      <td class="num iou">{escape(fmt_fixed(r["iou"]))}</td>\n'
+            f'      <td>{ok_html(bool(r["exact"]))}</td>\n'
+            f'      <td class="num">{escape(fmt_fixed(r["start_conf"] * r["end_conf"]))}</td>\n'
+            f'      <td class="num">{int(r["term_len"])}</td>\n'
+            f'      <td class="num">{int(r["steps_to_go"])}</td>\n'
+            f'    </tr>\n')
+    return Markup("".join(out))
+
+
+def compare_rows(rows: list[dict[str, Any]], b_id: int) -> Markup:
+    """The ``<tr>``s of the comparison list (compare.html): the example under A and under B."""
+    out = []
+    for r in rows:
+        href = escape(url(f"/traces/{r['identity']}", ck=int(b_id), step=int(r["step_k"])))
+        a, b, change = r["a"], r["b"], r["change"]
+        out.append(
+            f'  <tr data-nav-item data-href="{href}" data-example="{int(r["example_id"])}">\n'
+            f'    <td class="nowrap"><a class="mono" href="{href}">{escape(r["identity"][:8])}</a> · '
+            f'{int(r["step_k"])}/{int(r["steps_total"])}</td>\n'
+            f'    <td class="term-cell">{term_html(r["term"], r["gold"], a["pred"], "A")} '
+            f'{ok_html(a["exact"])}</td>\n'
+            f'    <td class="term-cell">{term_html(r["term"], r["gold"], b["pred"], "B")} '
+            f'{ok_html(b["exact"])}</td>\n'
+            f'    <td class="num nowrap">{escape(fmt_fixed(a["iou"]))} → {escape(fmt_fixed(b["iou"]))}</td>\n'
+            f'    <td class="num nowrap {"bad" if change < 0 else "ok"}">{"+" if change > 0 else ""}'
+            f'{escape(fmt_fixed(change))}</td>\n'
+            f'  </tr>\n')
+    return Markup("".join(out))
 
 
 def url(path: str, params: Mapping[str, Any] | None = None, **more: Any) -> str:
@@ -149,7 +225,8 @@ class Renderer:
         self.env.filters.update(num=fmt_num, pct=fmt_pct, when=fmt_when, fixed=fmt_fixed)
         self.env.globals.update(
             highlight=highlight, is_normal_form=is_normal_form, span_label=span_label,
-            term_pieces=term_pieces, url=url, charts=charts,
+            term_html=term_html, ok_html=ok_html, example_rows=example_rows,
+            compare_rows=compare_rows, url=url, charts=charts,
             category_titles=CATEGORY_TITLES, compare_kinds=COMPARE_KINDS)
         self.env.globals["m"] = self.env.get_template("_macros.html").module
 

@@ -397,3 +397,26 @@ def test_no_sql_text_is_built_from_request_values():
                 names = {n.id for v in node.values if isinstance(v, ast.FormattedValue)
                          for n in ast.walk(v.value) if isinstance(n, ast.Name)}
                 assert names <= allowed, (f"{path}:{node.lineno}", names - allowed)
+
+
+def test_list_rows_written_in_python_escape_store_text():
+    """The examples and compare rows are built in Python (rendering.example_rows,
+    compare_rows), not by an autoescaping template: a store's text must still come out as
+    text, and a non-number where a number belongs is refused rather than written."""
+    from app.rendering import compare_rows, example_rows
+
+    row = {"trace_identity": XSS, "trace_id": XSS, "example_id": 7, "step_k": 1, "steps_total": 3,
+           "term": XSS, "gold_start": 2, "gold_end": 9, "pred_start": 0, "pred_end": 0,
+           "iou": 0.0, "exact": False, "labelled": True, "start_conf": 0.5, "end_conf": 0.5,
+           "term_len": len(XSS), "steps_to_go": 2}
+    html = str(example_rows([row], 3))
+    assert_no_raw_payload(html)
+    assert html.count("&lt;script&gt;") == 5  # two links, the title twice, the link text
+    cmp = {"identity": XSS, "example_id": 7, "step_k": 1, "steps_total": 3, "term": XSS,
+           "gold": [2, 9], "a": {"pred": [0, 0], "iou": 0.0, "exact": False},
+           "b": {"pred": [2, 9], "iou": 1.0, "exact": True}, "change": 1.0}
+    html = str(compare_rows([cmp], 4))
+    assert_no_raw_payload(html)
+    assert "&lt;script&gt;" in html
+    with pytest.raises(ValueError):
+        example_rows([row | {"step_k": XSS}], 3)
