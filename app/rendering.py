@@ -21,7 +21,7 @@ from markupsafe import Markup, escape
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from lambdascope.spans import highlight, is_normal_form
+from lambdascope.spans import css_class, highlight, is_normal_form
 
 from . import charts
 from .aggregates import COMPARE_KINDS
@@ -88,6 +88,14 @@ def _quote(value: Any) -> str:
     return text if _PLAIN.fullmatch(text) else quote_plus(text, safe=",")
 
 
+def html_text(value: Any) -> str:
+    """``value`` as HTML text: markupsafe's escape (``& < > " '``, the same entities) as a plain
+    string, for the markup built in Python below, where making a Markup object of every piece
+    was a measurable part of a page."""
+    return (str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&#34;").replace("'", "&#39;"))
+
+
 def term_html(term: str, gold: Any, pred: Any = None, pred_name: str = "pred") -> Markup:
     """``<code class="term">`` with one ``<span class="hl hl-…">`` per piece of ``term`` cut by
     ``lambdascope.spans.highlight`` (the one highlighting function), each titled with its
@@ -96,16 +104,13 @@ def term_html(term: str, gold: Any, pred: Any = None, pred_name: str = "pred") -
     Written in Python rather than as a macro: an examples page draws 50 of these, a compare
     page 50, and the macro was most of their rendering time."""
     g, p = span_label(gold), span_label(pred)
-    name = escape(pred_name)
+    name = html_text(pred_name)
+    gold_note, pred_note = f" · gold {g}", f" · {name} {p}"
     out = ['<code class="term">']
-    for piece in highlight(term, gold, pred):
-        title = f"chars {piece.start}–{piece.start + len(piece.text)}"
-        if piece.gold:
-            title += f" · gold {g}"
-        if piece.pred:
-            title += f" · {pred_name} {p}"
-        out.append(f'<span class="hl hl-{piece.css_class}" title="{escape(title)}">'
-                   f'{escape(piece.text)}</span>')
+    for text, start, in_gold, in_pred in highlight(term, gold, pred):
+        out.append(f'<span class="hl hl-{css_class(in_gold, in_pred)}" title="chars {start}–'
+                   f'{start + len(text)}{gold_note if in_gold else ""}{pred_note if in_pred else ""}">'
+                   f'{html_text(text)}</span>')
     out.append("</code>")
     if g == "NF" and p == "NF":
         out.append(f' <span class="badge nf nf-both" title="gold and {name}: normal form">NF ✓</span>')
@@ -128,7 +133,7 @@ def ok_html(flag: Any) -> Markup:
 
 # The rows of the two long lists (50 examples, 25 comparisons a page) are written here rather
 # than in their templates: as Jinja markup a row cost about 40 µs, most of an examples page's
-# rendering time. Ints go through int(), every other value through escape().
+# rendering time. Ints go through int(), every other value through html_text().
 
 
 def example_rows(rows: list[dict[str, Any]], ck_id: int) -> Markup:
@@ -136,22 +141,22 @@ def example_rows(rows: list[dict[str, Any]], ck_id: int) -> Markup:
     out = []
     ck = int(ck_id)
     for r in rows:
-        ident = escape(r["trace_identity"])
+        ident = html_text(r["trace_identity"])
         href = f"/traces/{ident}?ck={ck}&amp;step={int(r['step_k'])}"
         gold, pred = (r["gold_start"], r["gold_end"]), (r["pred_start"], r["pred_end"])
         badge = ' <span class="badge label-badge" title="labelled">label</span>' if r["labelled"] else ""
         out.append(
             f'    <tr data-nav-item data-href="{href}" data-example="{int(r["example_id"])}" '
             f'class="{"right" if r["exact"] else "wrong"}">\n'
-            f'      <td class="nowrap"><a href="{href}" class="mono" title="trace {escape(r["trace_id"])} '
-            f'({ident})">{escape(r["trace_identity"][:8])}</a> · {int(r["step_k"])}/'
+            f'      <td class="nowrap"><a href="{href}" class="mono" title="trace {html_text(r["trace_id"])} '
+            f'({ident})">{html_text(r["trace_identity"][:8])}</a> · {int(r["step_k"])}/'
             f'{int(r["steps_total"])}{badge}</td>\n'
             f'      <td class="term-cell">{term_html(r["term"], gold, pred)}</td>\n'
-            f'      <td class="num mono nowrap">{escape(span_label(gold))}</td>\n'
-            f'      <td class="num mono nowrap">{escape(span_label(pred))}</td>\n'
-            f'      <td class="num iou">{escape(fmt_fixed(r["iou"]))}</td>\n'
+            f'      <td class="num mono nowrap">{html_text(span_label(gold))}</td>\n'
+            f'      <td class="num mono nowrap">{html_text(span_label(pred))}</td>\n'
+            f'      <td class="num iou">{html_text(fmt_fixed(r["iou"]))}</td>\n'
             f'      <td>{ok_html(bool(r["exact"]))}</td>\n'
-            f'      <td class="num">{escape(fmt_fixed(r["start_conf"] * r["end_conf"]))}</td>\n'
+            f'      <td class="num">{html_text(fmt_fixed(r["start_conf"] * r["end_conf"]))}</td>\n'
             f'      <td class="num">{int(r["term_len"])}</td>\n'
             f'      <td class="num">{int(r["steps_to_go"])}</td>\n'
             f'    </tr>\n')
@@ -162,19 +167,19 @@ def compare_rows(rows: list[dict[str, Any]], b_id: int) -> Markup:
     """The ``<tr>``s of the comparison list (compare.html): the example under A and under B."""
     out = []
     for r in rows:
-        href = escape(url(f"/traces/{r['identity']}", ck=int(b_id), step=int(r["step_k"])))
+        href = html_text(url(f"/traces/{r['identity']}", ck=int(b_id), step=int(r["step_k"])))
         a, b, change = r["a"], r["b"], r["change"]
         out.append(
             f'  <tr data-nav-item data-href="{href}" data-example="{int(r["example_id"])}">\n'
-            f'    <td class="nowrap"><a class="mono" href="{href}">{escape(r["identity"][:8])}</a> · '
+            f'    <td class="nowrap"><a class="mono" href="{href}">{html_text(r["identity"][:8])}</a> · '
             f'{int(r["step_k"])}/{int(r["steps_total"])}</td>\n'
             f'    <td class="term-cell">{term_html(r["term"], r["gold"], a["pred"], "A")} '
             f'{ok_html(a["exact"])}</td>\n'
             f'    <td class="term-cell">{term_html(r["term"], r["gold"], b["pred"], "B")} '
             f'{ok_html(b["exact"])}</td>\n'
-            f'    <td class="num nowrap">{escape(fmt_fixed(a["iou"]))} → {escape(fmt_fixed(b["iou"]))}</td>\n'
+            f'    <td class="num nowrap">{html_text(fmt_fixed(a["iou"]))} → {html_text(fmt_fixed(b["iou"]))}</td>\n'
             f'    <td class="num nowrap {"bad" if change < 0 else "ok"}">{"+" if change > 0 else ""}'
-            f'{escape(fmt_fixed(change))}</td>\n'
+            f'{html_text(fmt_fixed(change))}</td>\n'
             f'  </tr>\n')
     return Markup("".join(out))
 

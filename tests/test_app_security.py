@@ -4,6 +4,8 @@ headers, and `lambdascope serve` refusing to expose itself without a token."""
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.app_store import XSS, client, fresh, fresh_client, make_client, seeded  # noqa: F401
 
@@ -420,3 +422,12 @@ def test_list_rows_written_in_python_escape_store_text():
     assert "&lt;script&gt;" in html
     with pytest.raises(ValueError):
         example_rows([row | {"step_k": XSS}], 3)
+
+
+@given(st.text())
+def test_html_text_escapes_as_markupsafe_does(text):
+    from markupsafe import escape
+
+    from app.rendering import html_text
+
+    assert html_text(text) == str(escape(text))
