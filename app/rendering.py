@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from urllib.parse import quote_plus
 
 import jinja2
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
