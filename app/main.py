@@ -8,6 +8,7 @@ are answered 4xx with a message, as a page or as JSON for the ``.json`` twins.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib.resources
 from pathlib import Path
 
@@ -63,6 +64,13 @@ def create_app(settings: Settings) -> FastAPI:
         # CPU per request with 40 threads, 4.3 with 4, 3.5 with 2, 3.0 with 1. Two threads
         # keep a slow query (a first count over 100,000 rows) from stopping every page.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
+        # The ~115,000 objects made while starting (modules, SQLAlchemy's and Jinja's
+        # structures, the compiled templates) live as long as the server: out of the
+        # collector's sight, a full collection takes 3 ms instead of 60 (it ran every few
+        # seconds under bench_dashboard's load, and stalled every request meanwhile).
+        app.state.renderer.load_all()
+        gc.collect()
+        gc.freeze()
         warmer = Warmer(app.state.read_sessions, app.state.aggregates).start() \
             if settings.warm_caches else None
         yield

@@ -235,6 +235,11 @@ class Renderer:
             category_titles=CATEGORY_TITLES, compare_kinds=COMPARE_KINDS)
         self.env.globals["m"] = self.env.get_template("_macros.html").module
 
+    def load_all(self) -> None:
+        """Compile every template now rather than on its first request."""
+        for name in self.env.list_templates(extensions=["html"]):
+            self.env.get_template(name)
+
     def render(self, request: Request, name: str, context: Mapping[str, Any], *,
                status_code: int = 200, headers: Mapping[str, str] | None = None) -> HTMLResponse:
         template = self.env.get_template(name)

@@ -120,3 +120,27 @@ def test_a_label_write_waiting_for_the_lock_does_not_stop_the_pages(fresh):
     trainer.close()
     assert pages_s < 2
     assert [(lb["trace_identity"], lb["note"]) for lb in labels] == [(identity, "queued")]
+
+
+def test_starting_compiles_the_templates_and_freezes_what_it_made(seeded):
+    """What the server makes while starting lives as long as it does: frozen, it is left out
+    of the collector's full collections (60 ms each before, under bench_dashboard's load)."""
+    import gc
+
+    from app.deps import Settings
+    from app.main import create_app
+
+    app = create_app(Settings(db_url=seeded.url, warm_caches=False))
+    cache = app.state.renderer.env.cache
+    assert not any("examples.html" in str(k) for k in cache)
+
+    async def go():
+        async with app.router.lifespan_context(app):
+            return gc.get_freeze_count()
+
+    gc.unfreeze()
+    try:
+        assert asyncio.run(go()) > 10_000
+        assert any("examples.html" in str(k) for k in cache)
+    finally:
+        gc.unfreeze()
