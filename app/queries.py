@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 
 from lambdascope.store import Checkpoint, DataProblem, Example, Label, MetricPoint, Rollout, Run
 from lambdascope.terms import ParseError, parse, redex_span
@@ -420,6 +420,15 @@ def queue_data(ck_id: int, *, session, after: int | None = None) -> dict[str, An
 # Compare
 
 
+# made once: a text() with its bind parameters parsed costs more than the query it runs
+COMPARE_EXAMPLES_SQL = text(
+    "SELECT id, trace_identity, step_k, steps_total, term, gold_start, gold_end, term_len "
+    "FROM examples WHERE id IN :ids").bindparams(bindparam("ids", expanding=True))
+COMPARE_PREDICTIONS_SQL = text(
+    "SELECT checkpoint_id, example_id, pred_start, pred_end FROM predictions "
+    "WHERE checkpoint_id IN (:a, :b) AND example_id IN :ids").bindparams(bindparam("ids", expanding=True))
+
+
 def compare_data(a_id: int, b_id: int, *, session, cache: Aggregates, kind: str = "regressions",
                  order: str = "change", after: str | None = None, limit: int = 25) -> dict[str, Any]:
     if kind not in COMPARE_KINDS:
@@ -446,16 +455,9 @@ def compare_data(a_id: int, b_id: int, *, session, cache: Aggregates, kind: str 
     examples = {}
     preds: dict[tuple[int, int], Any] = {}
     if ids:
-        marks = ", ".join(f":i{i}" for i in range(len(ids)))
-        bind = {f"i{i}": eid for i, eid in enumerate(ids)}
-        for r in session.execute(text(
-                "SELECT id, trace_identity, step_k, steps_total, term, gold_start, gold_end, term_len "
-                f"FROM examples WHERE id IN ({marks})"), bind):
+        for r in session.execute(COMPARE_EXAMPLES_SQL, {"ids": ids}):
             examples[r.id] = r
-        for r in session.execute(text(
-                "SELECT checkpoint_id, example_id, pred_start, pred_end FROM predictions "
-                f"WHERE checkpoint_id IN (:a, :b) AND example_id IN ({marks})"),
-                dict(bind, a=a["id"], b=b["id"])):
+        for r in session.execute(COMPARE_PREDICTIONS_SQL, {"ids": ids, "a": a["id"], "b": b["id"]}):
             preds[(r.checkpoint_id, r.example_id)] = r
     rows = []
     for delta, eid, ia, ib, ea, eb in page:
