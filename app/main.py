@@ -31,8 +31,8 @@ from .rendering import Renderer
 from .security import SecurityMiddleware
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
-READ_POOL = 16  # connections: one per worker thread that may be reading at once
-MAX_THREADS = 64
+READ_POOL = 4  # read connections kept open at least; a page holds one while it runs
+MAX_THREADS = 64  # --threads at most: past a few, threads only wait for the GIL
 
 
 def _read_only_pragmas(dbapi_conn, _record) -> None:
@@ -80,7 +80,10 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="lambdascope", docs_url="/api/docs", redoc_url=None,
                   openapi_url="/api/openapi.json", lifespan=lifespan)
     write_engine, write_sessions = open_store(settings.db_url)  # creates or upgrades the schema
-    read_engine = make_engine(settings.db_url, pool_size=READ_POOL, max_overflow=READ_POOL)
+    # a connection for each page thread and one for the cache warmer, with room to spare
+    # (label writes go through the write engine)
+    read_engine = make_engine(settings.db_url, pool_size=max(READ_POOL, settings.threads + 1),
+                              max_overflow=settings.threads + 1)
     if read_engine.dialect.name == "sqlite":
         event.listen(read_engine, "connect", _read_only_pragmas)
     app.state.settings = settings

@@ -6,10 +6,11 @@ Errors a person can fix raise ``BadRequest`` (400) or ``NotFound`` (404) with a 
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any, Mapping
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import and_, bindparam, func, or_, select, text
 
 from lambdascope.store import Checkpoint, DataProblem, Example, Label, MetricPoint, Rollout, Run
 from lambdascope.terms import ParseError, parse, redex_span
@@ -505,13 +506,38 @@ def default_compare_pair(*, session) -> tuple[int, int] | None:
 # Labels
 
 
-def labels_data(*, session, category: str | None = None, limit: int = 500) -> dict[str, Any]:
+LABELS_PAGE = 100  # labels a page lists unless ?limit= says otherwise
+MAX_LABELS_PAGE = 500
+
+
+def _label_cursor(text_value: str) -> tuple[dt.datetime, int]:
+    """``after``: '<created_at, ISO 8601>,<label id>' (the Older link's), or a 400."""
+    try:
+        when, id_text = text_value.rsplit(",", 1)
+        cursor = (dt.datetime.fromisoformat(when), int(id_text))
+        if not 1 <= cursor[1] <= MAX_ID or cursor[0].tzinfo is not None:  # stored naive, UTC
+            raise ValueError
+    except ValueError:
+        raise BadRequest(f"after: expected '<time>,<label id>' from an Older link, "
+                         f"got {text_value[:80]!r}") from None
+    return cursor
+
+
+def labels_data(*, session, category: str | None = None, after: str | None = None,
+                limit: int = LABELS_PAGE) -> dict[str, Any]:
+    """The labels, newest first (by the time they were made, then id), a page at a time:
+    ``after`` is the cursor of the last label of the page before."""
     q = select(Label.id, Label.trace_identity, Label.step_k, Label.category, Label.note, Label.term,
                Label.created_at)
     if category:
         q = q.where(Label.category == category)
-    rows = session.execute(q.order_by(Label.created_at.desc(), Label.id.desc()).limit(limit)).all()
+    if after:
+        when, label_id = _label_cursor(after)
+        q = q.where(or_(Label.created_at < when, and_(Label.created_at == when, Label.id < label_id)))
+    rows = session.execute(q.order_by(Label.created_at.desc(), Label.id.desc()).limit(limit + 1)).all()
+    more, rows = len(rows) > limit, rows[:limit]
     counts = dict(session.execute(select(Label.category, func.count()).group_by(Label.category)).all())
+    last = rows[-1] if rows and more else None
     return {"labels": [dict(r._mapping) for r in rows], "counts": counts, "category": category,
-            "total": sum(counts.values())}
-
+            "total": sum(counts.values()), "after": after, "limit": limit,
+            "next": f"{last.created_at.isoformat()},{last.id}" if last is not None else None}

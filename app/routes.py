@@ -244,15 +244,32 @@ def _category(value: str | None) -> str | None:
     return value
 
 
+def _labels(request: Request, db, category: str | None, after: str | None, limit: str | None):
+    refuse_page_numbers(request)
+    n = Q.LABELS_PAGE
+    if limit not in (None, ""):
+        try:
+            n = int(limit)
+        except ValueError:
+            raise Q.BadRequest(f"limit: expected a number of labels, got {limit[:20]!r}") from None
+        if not 1 <= n <= Q.MAX_LABELS_PAGE:
+            raise Q.BadRequest(f"limit: 1 to {Q.MAX_LABELS_PAGE} labels a page, got {n}")
+    return Q.labels_data(session=db, category=_category(category), after=after or None, limit=n)
+
+
 @router.get("/labels.json")
-def labels_json(db: ReadDB, category: str | None = None):
-    return as_json(Q.labels_data(session=db, category=_category(category)))
+def labels_json(request: Request, db: ReadDB, category: str | None = None, after: str | None = None,
+                limit: str | None = None):
+    return as_json(_labels(request, db, category, after, limit))
 
 
 @router.get("/labels", response_class=HTMLResponse)
-def labels_page(request: Request, db: ReadDB, tpl: Templates, category: str | None = None):
-    data = Q.labels_data(session=db, category=_category(category))
-    return tpl.render(request, "labels.html", data | {"nav": "labels", "categories": LABEL_CATEGORIES})
+def labels_page(request: Request, db: ReadDB, tpl: Templates, category: str | None = None,
+                after: str | None = None, limit: str | None = None):
+    data = _labels(request, db, category, after, limit)
+    return tpl.render(request, "labels.html", data | {
+        "nav": "labels", "categories": LABEL_CATEGORIES,
+        "limit_param": data["limit"] if data["limit"] != Q.LABELS_PAGE else None})
 
 
 @router.get("/labels/export.{fmt}")

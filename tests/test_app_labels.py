@@ -152,3 +152,50 @@ def test_export_then_import_into_a_new_empty_store_round_trips_exactly(tmp_path,
     text = (tmp_path / "labels.jsonl").read_text(encoding="utf-8")
     exported = [json.loads(line) for line in text.split("\n") if line]
     assert [r["note"] for r in exported] == [n.replace("\r\n", "\n") for n in notes]
+
+
+def test_labels_page_walks_every_label_a_page_at_a_time(fresh_client, fresh):
+    c = fresh_client
+    made = []
+    for i in range(7):
+        tr = fresh.traces[i % 4]
+        category = "interesting" if i % 2 else "other"
+        add(c, tr.identity, step=i % 2, category=category, note=f"note {i}")
+        made.append((f"note {i}", category))
+    newest_first = [note for note, _ in reversed(made)]
+    seen, after, pages = [], None, 0
+    while True:
+        d = c.get("/labels.json", params={"limit": 3, **({"after": after} if after else {})}).json()
+        assert d["total"] == 7 and len(d["labels"]) <= 3
+        seen += [lb["note"] for lb in d["labels"]]
+        pages += 1
+        after = d["next"]
+        if after is None:
+            break
+    assert seen == newest_first and pages == 3
+    # one category, paged the same way
+    d = c.get("/labels.json?category=interesting&limit=2").json()
+    rest = c.get("/labels.json", params={"category": "interesting", "limit": 2, "after": d["next"]}).json()
+    assert [lb["note"] for lb in d["labels"] + rest["labels"]] == \
+        [note for note, cat in reversed(made) if cat == "interesting"]
+    assert rest["next"] is None
+    # the page's Older link leads to the next page; the first page has no Newest link
+    html = c.get("/labels?limit=3").text
+    older = re.search(r'href="([^"]+)" data-next rel="next">older', html).group(1).replace("&amp;", "&")
+    assert "newest</a>" not in html and "limit=3" in older
+    page2 = c.get(older).text
+    assert "note 3" in page2 and "note 6" not in page2 and "⇤ newest" in page2
+
+
+def test_labels_paging_refuses_bad_parameters(fresh_client, fresh):
+    c = fresh_client
+    add(c, fresh.traces[0].identity, note="one")
+    for params, message in (({"after": "yesterday"}, "after: expected"),
+                            ({"after": "2026-01-01T00:00:00,0"}, "after: expected"),
+                            ({"after": "2026-01-01T00:00:00+05:00,3"}, "after: expected"),
+                            ({"limit": "0"}, "limit: 1 to 500"), ({"limit": "many"}, "limit: expected"),
+                            ({"page": "2"}, "page: this list is paged")):
+        for path in ("/labels", "/labels.json"):
+            r = c.get(path, params=params)
+            assert r.status_code == 400 and message in r.text, (path, params, r.text[:200])
+    assert c.get("/labels.json").json()["total"] == 1
