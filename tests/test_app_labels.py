@@ -185,6 +185,11 @@ def test_labels_page_walks_every_label_a_page_at_a_time(fresh_client, fresh):
     assert "newest</a>" not in html and "limit=3" in older
     page2 = c.get(older).text
     assert "note 3" in page2 and "note 6" not in page2 and "⇤ newest" in page2
+    # past the oldest label (its last one deleted meanwhile): said so, with the way back
+    oldest = c.get("/labels.json?limit=7").json()["labels"][-1]
+    after = f"{oldest['created_at']},{oldest['id']}"
+    html = c.get("/labels", params={"after": after}).text
+    assert "No older labels" in html and "⇤ newest" in html and "yet" not in html
 
 
 def test_labels_paging_refuses_bad_parameters(fresh_client, fresh):
