@@ -430,10 +430,7 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
                 raise KeyboardInterrupt
         bar.close()
         final = run_evaluation() if ddp.is_main else {}
-        # the other ranks wait for rank 0's last evaluation, then all leave the group together:
-        # a rank that tore its gloo context down while rank 0 still held the group open was
-        # sometimes killed at exit by "terminate called without an active exception" (SIGABRT)
-        distributed.barrier(ddp)
+        distributed.finish(ddp)  # the other ranks end here (exit status 0)
         if run_id:
             writer.update_run(run_id, status="finished", finished_at=utcnow(), message=None)
         writer.close()
