@@ -22,6 +22,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from lambdascope.spans import css_class, highlight, is_normal_form
+from lambdascope.store import utcnow
 
 from . import charts
 from .aggregates import COMPARE_KINDS
@@ -69,6 +70,20 @@ def fmt_when(x: Any) -> str:
     if isinstance(x, dt.datetime):
         return x.strftime("%Y-%m-%d %H:%M:%S")
     return "–" if x is None else str(x)
+
+
+def fmt_since(when: Any) -> str:
+    """How long ago a (naive UTC) time was: '45 s', '14 min', '3 h 5 min', '2 d 4 h'."""
+    if not isinstance(when, dt.datetime):
+        return "–"
+    s = max(0, int((utcnow() - when).total_seconds()))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
 
 
 def span_label(span: Any) -> str:
@@ -227,7 +242,8 @@ class Renderer:
             loader=jinja2.FileSystemLoader(str(directory)),
             autoescape=True, trim_blocks=True, lstrip_blocks=True, auto_reload=False,
             undefined=jinja2.Undefined)
-        self.env.filters.update(num=fmt_num, pct=fmt_pct, when=fmt_when, fixed=fmt_fixed)
+        self.env.filters.update(num=fmt_num, pct=fmt_pct, when=fmt_when, fixed=fmt_fixed,
+                                since=fmt_since)
         self.env.globals.update(
             highlight=highlight, is_normal_form=is_normal_form, span_label=span_label,
             term_html=term_html, ok_html=ok_html, example_rows=example_rows,

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import pytest
 
 from lambdascope.spans import span_iou
-from tests.app_store import client, seeded  # noqa: F401  (fixtures)
+from tests.app_store import client, fresh, fresh_client, seeded  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -483,3 +483,40 @@ def test_runs_table_polls_while_a_run_is_running(client):
     assert 'id="runs_table" hx-get="/" hx-trigger="every 10s"' in html
     frag = client.get("/", headers={"HX-Request": "true", "HX-Target": "runs_table"})
     assert frag.text.lstrip().startswith('<div id="runs_table"') and "<html" not in frag.text
+
+
+def test_a_running_run_not_heard_from_for_long_is_flagged(fresh_client, fresh):
+    """A killed trainer cannot mark its run: the dashboard says when a 'running' run was last
+    heard from (its row, its newest checkpoint, its newest loss point) once that is > 10 min."""
+    import datetime as dt
+
+    from lambdascope.store import utcnow
+
+    c = fresh_client
+    runs = {r["id"]: r for r in c.get("/runs.json").json()["runs"]}
+    assert runs[fresh.run_b]["status"] == "running" and runs[fresh.run_b]["stale"] is False
+    assert runs[fresh.run_a]["stale"] is False  # finished: never stale
+    assert "no sign of life" not in c.get("/").text
+
+    long_ago = utcnow() - dt.timedelta(minutes=42)
+    db = sqlite3.connect(fresh.url.removeprefix("sqlite:///"))
+    with db:
+        db.execute("UPDATE runs SET started_at = ?, updated_at = ? WHERE id = ?",
+                   (str(long_ago), str(long_ago), fresh.run_b))
+        db.execute("UPDATE metric_points SET time = ? WHERE run_id = ?", (str(long_ago), fresh.run_b))
+        db.execute("UPDATE checkpoints SET created_at = ? WHERE run_id = ?", (str(long_ago), fresh.run_b))
+    run = next(r for r in c.get("/runs.json").json()["runs"] if r["id"] == fresh.run_b)
+    assert run["stale"] is True and run["last_activity"].startswith(long_ago.isoformat()[:16])
+    for page in ("/", f"/runs/{fresh.run_b}"):
+        html = c.get(page).text
+        assert re.search(r"no sign of life for 4[12] min", html), page
+    assert c.get(f"/runs/{fresh.run_b}.json").json()["run"]["stale"] is True
+    assert 'class="live-dot"' not in c.get(f"/runs/{fresh.run_b}").text
+
+    # a new loss point: heard from again
+    with db:
+        db.execute("INSERT INTO metric_points (run_id, step, name, value, time) VALUES (?, ?, 'loss', 1.0, ?)",
+                   (fresh.run_b, 10**6, str(utcnow())))
+    db.close()
+    run = next(r for r in c.get("/runs.json").json()["runs"] if r["id"] == fresh.run_b)
+    assert run["stale"] is False
