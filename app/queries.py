@@ -164,25 +164,23 @@ def _sparkline_metric(run_id: int, session) -> str | None:
 STALE_AFTER = dt.timedelta(minutes=10)  # a running trainer writes a metric point every ~2 s
 
 
-def last_activity(run_id: int, times: list[Any], metric: str | None, *, session) -> dt.datetime | None:
-    """A run's last sign of life: the newest of ``times`` (its row's update, its newest
-    checkpoint) and its newest point of ``metric`` (the trainer writes its loss every few
-    seconds; found along the (run, name, step) index)."""
+def liveness(run_id: int, status: str, times: list[Any], metric: str | None, *,
+             session) -> dict[str, Any]:
+    """For a run marked running: its last sign of life (the newest of ``times``, its row's
+    update and newest checkpoint, and of its newest point of ``metric``, the loss the trainer
+    writes every few seconds, found along the (run, name, step) index), and whether that is
+    so long ago that its trainer has probably died: a killed trainer cannot mark its run
+    (``--resume`` carries it on). Other runs: neither."""
+    if status != "running":
+        return {"last_activity": None, "stale": False}
     if metric is not None:
         of_metric = (MetricPoint.run_id == run_id, MetricPoint.name == metric)
         last_step = select(func.max(MetricPoint.step)).where(*of_metric).scalar_subquery()
         times = times + [session.scalar(select(func.max(MetricPoint.time))  # typed: a datetime
                                         .where(*of_metric, MetricPoint.step == last_step))]
     known = [t for t in times if isinstance(t, dt.datetime)]
-    return max(known) if known else None
-
-
-def liveness(status: str, last: dt.datetime | None) -> dict[str, Any]:
-    """For a run marked running: when it was last heard from, and whether that is so long ago
-    that its trainer has probably died (a killed trainer cannot mark its run; ``--resume``
-    carries it on)."""
-    return {"last_activity": last,
-            "stale": status == "running" and last is not None and utcnow() - last > STALE_AFTER}
+    last = max(known) if known else None
+    return {"last_activity": last, "stale": last is not None and utcnow() - last > STALE_AFTER}
 
 
 def runs_data(*, session, cache: Aggregates) -> dict[str, Any]:
@@ -205,9 +203,8 @@ def runs_data(*, session, cache: Aggregates) -> dict[str, Any]:
         spark = metric_series(r.id, spark_name, session=session, cache=cache, points=60) \
             if spark_name else []
         ck = latest.get(r.id)
-        alive = liveness(r.status, last_activity(
-            r.id, [r.started_at, r.updated_at, ck and ck["created_at"]], spark_name, session=session)
-            if r.status == "running" else None)
+        alive = liveness(r.id, r.status, [r.started_at, r.updated_at, ck and ck["created_at"]],
+                         spark_name, session=session)
         out.append({
             "id": r.id, "name": r.name, "status": r.status, "started_at": r.started_at,
             "updated_at": r.updated_at, "finished_at": r.finished_at, "message": r.message,
@@ -241,10 +238,9 @@ def run_data(run_id: int, *, session, cache: Aggregates, problems_reason: str | 
                     and not isinstance(value, bool) and math.isfinite(value):
                 curves.setdefault(key, []).append([ck["step"], value])
     ordered = sorted(curves, key=_metric_order)
-    alive = liveness(run.status, last_activity(
-        run.id, [run.started_at, run.updated_at] + [ck["created_at"] for ck in checkpoints[-1:]],
-        next((n for n in SPARKLINE_METRICS if n in names), None), session=session)
-        if run.status == "running" else None)
+    alive = liveness(run.id, run.status,
+                     [run.started_at, run.updated_at] + [ck["created_at"] for ck in checkpoints[-1:]],
+                     next((n for n in SPARKLINE_METRICS if n in names), None), session=session)
     problem_counts = session.execute(
         select(DataProblem.reason, func.count()).where(DataProblem.run_id == run_id)
         .group_by(DataProblem.reason).order_by(func.count().desc())).all()
