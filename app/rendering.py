@@ -21,7 +21,7 @@ from markupsafe import Markup
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from lambdascope.spans import css_class, highlight, is_normal_form
+from lambdascope.spans import highlight, is_normal_form
 from lambdascope.store import utcnow
 
 from . import charts
@@ -122,9 +122,10 @@ def term_html(term: str, gold: Any, pred: Any = None, pred_name: str = "pred") -
     name = html_text(pred_name)
     gold_note, pred_note = f" · gold {g}", f" · {name} {p}"
     out = ['<code class="term">']
-    for text, start, in_gold, in_pred in highlight(term, gold, pred):
-        out.append(f'<span class="hl hl-{css_class(in_gold, in_pred)}" title="chars {start}–'
-                   f'{start + len(text)}{gold_note if in_gold else ""}{pred_note if in_pred else ""}">'
+    for piece in highlight(term, gold, pred):
+        text, start = piece.text, piece.start
+        out.append(f'<span class="hl hl-{piece.css_class}" title="chars {start}–{start + len(text)}'
+                   f'{gold_note if piece.gold else ""}{pred_note if piece.pred else ""}">'
                    f'{html_text(text)}</span>')
     out.append("</code>")
     if g == "NF" and p == "NF":

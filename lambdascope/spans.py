@@ -55,19 +55,13 @@ class Piece(NamedTuple):
 
     @property
     def css_class(self) -> str:
-        return css_class(self.gold, self.pred)
-
-
-def css_class(gold: bool, pred: bool) -> str:
-    """The highlight class of a piece: in both spans, the gold only, the prediction only, or
-    neither."""
-    if gold and pred:
-        return "both"
-    if gold:
-        return "gold"
-    if pred:
-        return "pred"
-    return "plain"
+        if self.gold and self.pred:
+            return "both"
+        if self.gold:
+            return "gold"
+        if self.pred:
+            return "pred"
+        return "plain"
 
 
 def highlight(term: str, gold: tuple[int, int] | None, pred: tuple[int, int] | None) -> list[Piece]:
