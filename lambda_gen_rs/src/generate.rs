@@ -8,10 +8,11 @@
 //!    counted and the next attempt continues the same random stream. After `MAX_ATTEMPTS`
 //!    dropped attempts the trace fails with an error.
 //! 3. The kept trace is written as `steps_total + 1` JSON records, in order, with the keys
-//!    `trace_id, step_k, steps_total, term, target_span` and no spaces.
+//!    `trace_id, step_k, steps_total, term, target_span` and no spaces (see [`crate::record`]).
 //!
 //! The draw order of every sampler below is the draw order of the Python reference.
 
+use crate::record::RecordWriter;
 use crate::rng::SplitMix64;
 use crate::term::{Arena, Id, Name};
 use std::fmt;
@@ -328,31 +329,14 @@ impl Generator {
         }
         self.epoch += 1;
 
-        // `{"trace_id":"S-I","step_k":` and `,"steps_total":T,"term":"` are the same on every line
-        let mut head = [0u8; 96];
-        let mut h = 0;
-        put(&mut head, &mut h, b"{\"trace_id\":\"");
-        put_u64(&mut head, &mut h, opts.seed);
-        put(&mut head, &mut h, b"-");
-        put_u64(&mut head, &mut h, index);
-        put(&mut head, &mut h, b"\",\"step_k\":");
-        let mut mid = [0u8; 40];
-        let mut m = 0;
-        put(&mut mid, &mut m, b",\"steps_total\":");
-        put_u64(&mut mid, &mut m, total as u64);
-        put(&mut mid, &mut m, b",\"term\":\"");
-
+        let records = RecordWriter::new(opts.seed, index, total);
         let mut facts = TraceFacts {
             steps: total,
             renamed,
             ..TraceFacts::default()
         };
         for (k, &t) in self.roots.iter().enumerate() {
-            let n = self.arena.print_len(t) as usize;
-            out.reserve(128 + 2 * n);
-            out.extend_from_slice(&head[..h]);
-            push_u64(out, k as u64);
-            out.extend_from_slice(&mid[..m]);
+            records.begin(out, k as u64, self.arena.print_len(t));
             let term_start = out.len();
             self.arena.print_memo(t, out, self.epoch);
             if k == 0 {
@@ -362,11 +346,7 @@ impl Generator {
             if (s, e) != (0, 0) && s != 0 {
                 facts.redex_not_at_0 += 1;
             }
-            out.extend_from_slice(b"\",\"target_span\":[");
-            push_u64(out, s as u64);
-            out.push(b',');
-            push_u64(out, e as u64);
-            out.extend_from_slice(b"]}\n");
+            records.end(out, (s, e));
         }
         let first = self.roots[0];
         (facts.nested_binders, facts.shadowed_binder) = self.arena.binder_shapes(first);
@@ -385,23 +365,6 @@ pub fn church_numeral(a: &mut Arena, n: u32) -> Id {
     a.lam(l(b'f'), inner)
 }
 
-/// The JSON lines of one trace, without newlines, byte-identical to generate.py's
-/// `trace_records` (terms hold no character that JSON escapes: `[a-z0-9 ().λ]`).
-pub fn trace_records(opts: &Options, tr: &Trace) -> Vec<String> {
-    let total = tr.terms.len() - 1;
-    tr.terms
-        .iter()
-        .zip(&tr.spans)
-        .enumerate()
-        .map(|(k, (term, (s, e)))| {
-            format!(
-                "{{\"trace_id\":\"{}-{}\",\"step_k\":{},\"steps_total\":{},\"term\":\"{}\",\"target_span\":[{},{}]}}",
-                opts.seed, tr.index, k, total, term, s, e
-            )
-        })
-        .collect()
-}
-
 /// Trace indices of shard `I/N` (1-based `I`): `[(I-1)*T/N, I*T/N)` (integer division).
 pub fn shard_range(n_traces: u64, shard: Option<(u64, u64)>) -> Range<u64> {
     match shard {
@@ -411,46 +374,6 @@ pub fn shard_range(n_traces: u64, shard: Option<(u64, u64)>) -> Range<u64> {
             let hi = (i as u128 * n_traces as u128 / n as u128) as u64;
             lo..hi
         }
-    }
-}
-
-#[inline(always)]
-fn put(buf: &mut [u8], at: &mut usize, s: &[u8]) {
-    buf[*at..*at + s.len()].copy_from_slice(s);
-    *at += s.len();
-}
-
-#[inline(always)]
-fn digits_u64(mut n: u64, tmp: &mut [u8; 20]) -> usize {
-    let mut i = tmp.len();
-    loop {
-        i -= 1;
-        tmp[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return i;
-        }
-    }
-}
-
-#[inline(always)]
-fn put_u64(buf: &mut [u8], at: &mut usize, n: u64) {
-    let mut tmp = [0u8; 20];
-    let i = digits_u64(n, &mut tmp);
-    put(buf, at, &tmp[i..]);
-}
-
-/// Append the decimal digits of `n`.
-#[inline(always)]
-pub fn push_u64(out: &mut Vec<u8>, n: u64) {
-    if n < 10 {
-        out.push(b'0' + n as u8);
-    } else if n < 100 {
-        out.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]);
-    } else {
-        let mut tmp = [0u8; 20];
-        let i = digits_u64(n, &mut tmp);
-        out.extend_from_slice(&tmp[i..]);
     }
 }
 
@@ -469,6 +392,7 @@ pub fn hash_bytes(b: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::trace_records;
 
     #[test]
     fn constants_print() {
@@ -540,14 +464,5 @@ mod tests {
             recs[2],
             r#"{"trace_id":"1-0","step_k":2,"steps_total":6,"term":"c ((λx.y ((λf.λx.f (f (f x))) y x)) ((λg.y) a))","target_span":[3,46]}"#
         );
-    }
-
-    #[test]
-    fn integers() {
-        for n in [0u64, 5, 9, 10, 42, 99, 100, 12345, u64::MAX] {
-            let mut v = Vec::new();
-            push_u64(&mut v, n);
-            assert_eq!(String::from_utf8(v).unwrap(), n.to_string());
-        }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod generate;
+pub mod record;
 pub mod rng;
 pub mod run;
 pub mod stats;
