@@ -6,13 +6,13 @@
 use crate::generate::{shard_range, Options, DEFAULT_MAX_LEN, DEFAULT_MAX_STEPS, DEFAULT_MIN_STEPS};
 use crate::run::{generate_to, RunError};
 use crate::stats::Summary;
+use crate::temp_file::TempFile;
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
 use std::io::{self, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Exit code for bad arguments.
 pub const EXIT_USAGE: i32 = 2;
@@ -202,160 +202,6 @@ fn one_line(e: &clap::Error) -> String {
     format!("{msg} (see lambda-gen --help)")
 }
 
-/// A file being written under a temporary name beside its final path; removed on drop unless
-/// committed.
-struct TempFile {
-    tmp: PathBuf,
-    dest: PathBuf,
-    committed: bool,
-    slot: Option<usize>,
-}
-
-impl TempFile {
-    fn create(dest: &Path, what: &str) -> Result<(TempFile, File), CliError> {
-        let name = match dest.file_name() {
-            Some(n) => n.to_string_lossy().into_owned(),
-            None => {
-                return Err(CliError::usage(format!(
-                    "{what} '{}' is not a file name",
-                    dest.display()
-                )))
-            }
-        };
-        if dest.is_dir() {
-            return Err(CliError::usage(format!("{what} '{}' is a directory", dest.display())));
-        }
-        let dir = match dest.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| {
-                CliError::usage(format!(
-                    "cannot create a file beside {what} '{}' (does its directory exist and is it writable?): {e}",
-                    dest.display()
-                ))
-            })?;
-        let slot = on_signal::remove_on_signal(&tmp);
-        Ok((
-            TempFile {
-                tmp,
-                dest: dest.to_path_buf(),
-                committed: false,
-                slot,
-            },
-            file,
-        ))
-    }
-
-    fn commit(mut self) -> io::Result<()> {
-        fs::rename(&self.tmp, &self.dest)?;
-        self.committed = true;
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_file(&self.tmp);
-        }
-        if let Some(slot) = self.slot {
-            on_signal::forget(slot);
-        }
-    }
-}
-
-/// Removing the temporary files when the run is interrupted (SIGINT, SIGTERM, SIGHUP): the
-/// handler unlinks them and exits with status 128 + signal. Only async-signal-safe calls
-/// (`unlink`, `_exit`) on paths prepared beforehand. Declared directly against the C library
-/// that std already links, to avoid a dependency.
-#[cfg(unix)]
-mod on_signal {
-    use std::ffi::{c_char, c_int, CString};
-    use std::os::unix::ffi::OsStrExt;
-    use std::path::Path;
-    use std::sync::atomic::{AtomicPtr, Ordering};
-    use std::sync::Once;
-
-    extern "C" {
-        fn signal(signum: c_int, handler: usize) -> usize;
-        fn unlink(path: *const c_char) -> c_int;
-        fn _exit(status: c_int) -> !;
-    }
-
-    const SIGHUP: c_int = 1;
-    const SIGINT: c_int = 2;
-    const SIGTERM: c_int = 15;
-    const SIG_IGN: usize = 1;
-
-    static PATHS: [AtomicPtr<c_char>; 4] = [
-        AtomicPtr::new(std::ptr::null_mut()),
-        AtomicPtr::new(std::ptr::null_mut()),
-        AtomicPtr::new(std::ptr::null_mut()),
-        AtomicPtr::new(std::ptr::null_mut()),
-    ];
-    static INSTALL: Once = Once::new();
-
-    extern "C" fn handler(sig: c_int) {
-        for p in &PATHS {
-            let ptr = p.load(Ordering::SeqCst);
-            if !ptr.is_null() {
-                // SAFETY: `ptr` is a leaked, NUL-terminated CString (see `remove_on_signal`)
-                unsafe { unlink(ptr) };
-            }
-        }
-        // SAFETY: `_exit` is async-signal-safe and does not return
-        unsafe { _exit(128 + sig) }
-    }
-
-    /// Remove `path` if the process is interrupted; returns the slot to `forget` it by.
-    pub fn remove_on_signal(path: &Path) -> Option<usize> {
-        let c = CString::new(path.as_os_str().as_bytes()).ok()?;
-        INSTALL.call_once(|| {
-            let h = handler as extern "C" fn(c_int) as usize;
-            // SAFETY: installing a handler that only calls async-signal-safe functions
-            // (a signal that was ignored when we started, as under nohup, stays ignored)
-            for sig in [SIGINT, SIGTERM, SIGHUP] {
-                unsafe {
-                    if signal(sig, h) == SIG_IGN {
-                        signal(sig, SIG_IGN);
-                    }
-                }
-            }
-        });
-        let raw = c.into_raw();
-        for (i, p) in PATHS.iter().enumerate() {
-            if p.compare_exchange(std::ptr::null_mut(), raw, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-            {
-                return Some(i);
-            }
-        }
-        // SAFETY: `raw` came from `into_raw` above and was not stored
-        drop(unsafe { CString::from_raw(raw) });
-        None
-    }
-
-    /// Stop removing the path of `slot` on a signal. The string is leaked on purpose: a
-    /// handler running on another thread may still be reading it.
-    pub fn forget(slot: usize) {
-        PATHS[slot].store(std::ptr::null_mut(), Ordering::SeqCst);
-    }
-}
-
-#[cfg(not(unix))]
-mod on_signal {
-    pub fn remove_on_signal(_path: &std::path::Path) -> Option<usize> {
-        None
-    }
-    pub fn forget(_slot: usize) {}
-}
-
 /// Run `lambda-gen` with the process arguments.
 pub fn try_main() -> Result<(), CliError> {
     run_with_args(std::env::args_os())
@@ -415,10 +261,10 @@ fn generate(args: GenerateArgs) -> Result<(), CliError> {
     let out_file = if to_stdout {
         None
     } else {
-        Some(TempFile::create(&out_path, "OUT")?)
+        Some(TempFile::create(&out_path, "OUT").map_err(CliError::usage)?)
     };
     let summary_file = match &args.summary_json {
-        Some(p) => Some(TempFile::create(p, "--summary-json")?),
+        Some(p) => Some(TempFile::create(p, "--summary-json").map_err(CliError::usage)?),
         None => None,
     };
 

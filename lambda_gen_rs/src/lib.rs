@@ -13,3 +13,6 @@ pub mod rng;
 pub mod run;
 pub mod stats;
 pub mod term;
+
+mod on_signal;
+mod temp_file;

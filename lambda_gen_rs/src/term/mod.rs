@@ -10,7 +10,7 @@
 //! * `fv`: a 64-bit mask of its free variables (exact for the common names, with one overflow
 //!   bit meaning "maybe some other name"), so that capture checks are one AND in the usual case.
 //!
-//! Canonical printing (DESIGN.md):
+//! Canonical printing (docs/DESIGN.md):
 //!
 //! ```text
 //! term := 'λ' var '.' term | app
