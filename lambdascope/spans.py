@@ -2,7 +2,7 @@
 
 Character spans are ``[start, end)`` in code points of a term's text; ``(0, 0)`` is normal
 form. Tokens are characters with BOS at index 0 and EOS at ``len(term) + 1``, so character
-``i`` is token ``i + 1`` and both ends of a span shift together (DESIGN.md).
+``i`` is token ``i + 1`` and both ends of a span shift together (docs/DESIGN.md).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ SQLAlchemy 2.0 typed models. SQLite by default (WAL, a busy timeout, foreign key
 SQLAlchemy URL works (PostgreSQL through ``postgresql+psycopg://``). The store holds character
 spans only, never token indices.
 
-Identity (DESIGN.md): a trace is keyed by ``trace_identity`` (a hash of its first term's text),
+Identity (docs/DESIGN.md): a trace is keyed by ``trace_identity`` (a hash of its first term's text),
 an example by (trace identity, step_k). Labels use these keys, so they hold across runs.
 """
 

@@ -1,6 +1,6 @@
 """Untyped λ-terms: parse, print canonically, find the normal-order redex, contract it.
 
-This module is the Python side of the data contract in DESIGN.md. The Rust generator in
+This module is the Python side of the data contract in docs/DESIGN.md. The Rust generator in
 ``lambda_gen_rs/`` implements the same functions independently; ``tests/test_differential.py``
 checks that both agree record for record.
 

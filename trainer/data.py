@@ -2,7 +2,7 @@
 
 - Records come from ``lambdascope.traces.read_traces``: invalid records are counted and never
   used; only complete traces go to the evaluation set.
-- Tokens are characters with BOS and EOS (DESIGN.md); spans become token spans through
+- Tokens are characters with BOS and EOS (docs/DESIGN.md); spans become token spans through
   ``lambdascope.spans.char_to_token_span`` only.
 - The split is by trace identity (a hash of the first term), never by record, so a trace is
   in exactly one of train / val / eval, in every data set and every run.
