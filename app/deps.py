@@ -8,10 +8,7 @@ Tests swap any of them with ``app.dependency_overrides``.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
-from dataclasses import dataclass, field
 from typing import Annotated, AsyncIterator, Callable, TypeVar
 from urllib.parse import urlsplit
 
@@ -21,27 +18,15 @@ from anyio.lowlevel import RunVar
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
+from lambdascope.predictor import ModelLoader
+
 from .aggregates import Aggregates
 from .filters import ExampleFilter, FilterError, parse_filter
 from .queries import BadRequest
 from .rendering import Renderer
+from .settings import Settings
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Settings:
-    db_url: str
-    token: str | None = None  # when set, every request must carry it
-    allowed_hosts: tuple[str, ...] | None = None  # Host header names accepted; None: any
-    warm_caches: bool = True  # compute new checkpoints' summaries in the background
-    threads: int = 2  # requests handled at once (see main.create_app)
-    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
-
-    @property
-    def csrf_token(self) -> str:
-        """The form token of this server: only a page served by it knows it."""
-        return hmac.new(self.secret, b"lambdascope-csrf-v1", hashlib.sha256).hexdigest()
 
 
 async def get_settings(request: Request) -> Settings:
@@ -77,6 +62,10 @@ async def in_write_thread(fn: Callable[[], T]) -> T:
         limiter = anyio.CapacityLimiter(WRITE_THREADS)
         _write_limiter.set(limiter)
     return await anyio.to_thread.run_sync(fn, limiter=limiter)
+
+
+async def get_model_loader(request: Request) -> ModelLoader | None:
+    return request.app.state.model_loader
 
 
 async def get_aggregates(request: Request) -> Aggregates:
@@ -117,6 +106,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ReadDB = Annotated[Session, Depends(get_read_session)]
 WriteDB = Annotated[Session, Depends(get_write_session)]
 Cache = Annotated[Aggregates, Depends(get_aggregates)]
+Models = Annotated[ModelLoader | None, Depends(get_model_loader)]
 Templates = Annotated[Renderer, Depends(get_renderer)]
 SameOrigin = Annotated[None, Depends(check_same_origin)]
 

@@ -1,4 +1,4 @@
-"""The FastAPI application: ``create_app(Settings(db_url=…))``.
+"""The FastAPI application: ``create_app(Settings(db_url=…), model_loader=…)``.
 
 Reads go through a read-only engine (SQLite in WAL mode: readers see the last commit and never
 wait for the trainer's writer); label writes through a second engine. Errors a person can fix
@@ -22,17 +22,17 @@ from sqlalchemy import event
 from sqlalchemy.orm import sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lambdascope.predictor import ModelLoader
 from lambdascope.store import make_engine, open_store
 
 from .aggregates import Aggregates, Warmer
-from .deps import Settings
 from .queries import BadRequest
 from .rendering import Renderer
 from .security import SecurityMiddleware
+from .settings import MAX_THREADS, Settings
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 READ_POOL = 4  # read connections kept open at least; a page holds one while it runs
-MAX_THREADS = 64  # --threads at most: past a few, threads only wait for the GIL
 
 
 def _read_only_pragmas(dbapi_conn, _record) -> None:
@@ -48,7 +48,10 @@ def htmx_js() -> bytes:
     return (importlib.resources.files("js_lib_htmx") / "static" / "htmx" / "htmx.min.js").read_bytes()
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, model_loader: ModelLoader | None = None) -> FastAPI:
+    """The dashboard over ``settings.db_url``. ``model_loader`` turns a checkpoint path into a
+    span predictor for the playground (``lambdascope.predictor``); without it the playground
+    shows the true reduction alone and says why."""
     from .routes import router
 
     if not 1 <= settings.threads <= MAX_THREADS:
@@ -87,6 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
     if read_engine.dialect.name == "sqlite":
         event.listen(read_engine, "connect", _read_only_pragmas)
     app.state.settings = settings
+    app.state.model_loader = model_loader
     app.state.read_engine, app.state.write_engine = read_engine, write_engine
     app.state.read_sessions = sessionmaker(read_engine, expire_on_commit=False)
     app.state.write_sessions = write_sessions
@@ -134,9 +138,3 @@ def create_app(settings: Settings) -> FastAPI:
                        allowed_hosts=settings.allowed_hosts)
     return app
 
-
-def app_from_environment() -> FastAPI:
-    """The app of one worker process of ``lambdascope serve --workers N``."""
-    from .cli import settings_from_env
-
-    return create_app(settings_from_env())

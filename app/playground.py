@@ -1,22 +1,18 @@
 """The playground: a person types a term; the core reduces it, and a checkpoint's model, if one
 can be loaded, points at redexes and drives its own reduction beside the true one.
 
-The model is reached through one small interface that the trainer provides::
-
-    trainer.predict.load_predictor(path: str) -> predictor
-    predictor.predict(term: str) -> (start, end, start_conf, end_conf)   # a character span
-
-``(0, 0)`` is the model's claim that the term is in normal form. When the module or the
-function is missing, or the checkpoint file cannot be loaded, the page shows the true
+The model comes through ``lambdascope.predictor``: the ``ModelLoader`` that ``create_app`` was
+given (the command line gives the trainer's) turns a checkpoint path into a ``SpanPredictor``.
+Without a loader, or when the checkpoint file cannot be loaded, the page shows the true
 reduction and says why the model is unavailable.
 """
 
 from __future__ import annotations
 
-import importlib
 import threading
 from typing import Any
 
+from lambdascope.predictor import ModelLoader, ModelUnavailable, SpanPredictor
 from lambdascope.spans import is_normal_form
 from lambdascope.terms import ParseError, alpha_equivalent, contract_span, parse, print_term, \
     print_with_span, step
@@ -29,22 +25,15 @@ MAX_STEPS = 64  # reduction steps shown
 MAX_TERM = 4000  # a reduct longer than this stops the reduction
 
 
-class ModelUnavailable(Exception):
-    pass
-
-
 _predictors = Memo(4)
 _predict_lock = threading.Lock()  # one model call at a time: the models are small, the CPU is shared
 
 
-def load_predictor(path: str):
-    try:
-        module = importlib.import_module("trainer.predict")
-    except ImportError as e:
-        raise ModelUnavailable(f"the trainer's prediction module is not available ({e})") from None
-    loader = getattr(module, "load_predictor", None)
+def load_predictor(loader: ModelLoader | None, path: str) -> SpanPredictor:
+    """The predictor of a checkpoint file, loaded once and kept (the four most recent)."""
     if loader is None:
-        raise ModelUnavailable("trainer.predict has no load_predictor(path)")
+        raise ModelUnavailable("this dashboard was started without a model loader (the trainer "
+                               "or torch is not installed here)")
 
     def load():
         try:
@@ -52,7 +41,7 @@ def load_predictor(path: str):
         except Exception as e:  # any failure to load is reported, not raised
             return ModelUnavailable(f"cannot load {path}: {type(e).__name__}: {e}")
 
-    predictor = _predictors.get(path, load)
+    predictor = _predictors.get((loader, path), load)
     if isinstance(predictor, ModelUnavailable):
         raise predictor
     return predictor
@@ -108,7 +97,8 @@ def model_rollout(predictor, term, gold: list[dict[str, Any]]) -> tuple[list[dic
     return steps, f"stopped after {MAX_STEPS} steps", first_divergent
 
 
-def playground_data(term_text: str, ck_id: int | None, *, session) -> dict[str, Any]:
+def playground_data(term_text: str, ck_id: int | None, *, session,
+                    model_loader: ModelLoader | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"input": term_text, "ck": ck_id, "error": None, "canonical": None,
                            "reduction": [], "reduction_end": None, "model": None,
                            "model_error": None}
@@ -133,7 +123,7 @@ def playground_data(term_text: str, ck_id: int | None, *, session) -> dict[str, 
     if ck is None:
         return out
     try:
-        predictor = load_predictor(ck["path"])
+        predictor = load_predictor(model_loader, ck["path"])
         steps, end, first = model_rollout(predictor, t, out["reduction"])
         out["model"] = {"steps": steps, "end": end, "first_divergent_step": first}
     except ModelUnavailable as e:

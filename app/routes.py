@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from lambdascope.store import LABEL_CATEGORIES
 
 from . import queries as Q
-from .deps import (Cache, ExampleQuery, ReadDB, SameOrigin, Templates, WriteDB, in_write_thread,
+from .deps import (Cache, ExampleQuery, Models, ReadDB, SameOrigin, Templates, WriteDB, in_write_thread,
                    refuse_page_numbers)
 from .filters import MAX_ID, SORTS
 from .labels import LabelError, add_label, delete_label, export_labels
@@ -355,18 +355,18 @@ async def labels_delete(request: Request, label_id: int, _: SameOrigin, db: Writ
 # Playground
 
 
-def _playground(db, term: str | None, ck: str | None) -> dict[str, Any]:
-    return playground_data(term or "", opt_id(ck, "ck"), session=db)
+def _playground(db, models, term: str | None, ck: str | None) -> dict[str, Any]:
+    return playground_data(term or "", opt_id(ck, "ck"), session=db, model_loader=models)
 
 
 @router.get("/playground.json")
-def playground_json(db: ReadDB, term: str | None = None, ck: str | None = None):
-    return as_json(_playground(db, term, ck))
+def playground_json(db: ReadDB, models: Models, term: str | None = None, ck: str | None = None):
+    return as_json(_playground(db, models, term, ck))
 
 
 @router.get("/playground", response_class=HTMLResponse)
-def playground_page(request: Request, db: ReadDB, tpl: Templates, term: str | None = None,
-                    ck: str | None = None):
-    data = _playground(db, term, ck)
+def playground_page(request: Request, db: ReadDB, models: Models, tpl: Templates,
+                    term: str | None = None, ck: str | None = None):
+    data = _playground(db, models, term, ck)
     return tpl.render(request, "playground.html", data | {
         "nav": "playground", "max_input": MAX_INPUT, "checkpoints": Q.all_checkpoints(session=db)})

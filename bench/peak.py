@@ -1,48 +1,22 @@
-"""Measure this machine's matmul peak (FLOP/s), the denominator of MFU.
+"""Measure and print this machine's matmul peak (FLOP/s), the denominator of MFU.
 
-    .venv/bin/python bench/peak.py [--device cpu|cuda] [--threads 2] [--out runs/peak.json]
+    .venv/bin/python bench/peak.py [--device cpu|cuda] [--threads 2] [--seconds 1] [--out runs/peak.json]
 
-Times square matmuls of a few sizes (fp32 on CPU, bf16 on CUDA, the dtypes training uses) and
-takes the best rate. The result is printed and saved as JSON (``{device: {"peak_flops": …}}``);
-``lambdascope train`` reads it (``--peak-file``) to report MFU: model FLOPs per second / peak.
+The measurement is the trainer's own (``trainer.peak.measure_peak``); this script prints each
+size's rate and saves the result where ``lambdascope train --peak-file`` reads it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
+import sys
 import warnings
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy")  # torch without NumPy says so
-import torch  # noqa: E402
 
-DEFAULT_OUT = Path("runs/peak.json")
-
-
-def matmul_flops(device: str = "cpu", dtype: torch.dtype = torch.float32, seconds: float = 1.0,
-                 sizes=(256, 512, 1024, 2048)) -> tuple[float, dict[int, float]]:
-    """The best FLOP/s over ``sizes`` (each timed for about ``seconds``) and the rate of each."""
-    rates = {}
-    for n in sizes:
-        a = torch.randn(n, n, device=device, dtype=dtype)
-        b = torch.randn(n, n, device=device, dtype=dtype)
-        for _ in range(3):  # warm up
-            a @ b
-        if device == "cuda":
-            torch.cuda.synchronize()
-        reps, t0 = 0, time.perf_counter()
-        while True:
-            a @ b
-            reps += 1
-            if device == "cuda":
-                torch.cuda.synchronize()
-            dt = time.perf_counter() - t0
-            if dt >= seconds:
-                break
-        rates[n] = 2 * n ** 3 * reps / dt
-    return max(rates.values()), rates
+from trainer.peak import DEFAULT_PEAK_FILE, measure_peak  # noqa: E402
 
 
 def main() -> None:
@@ -50,25 +24,14 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--threads", type=int, default=2, help="torch threads on CPU (default 2)")
     ap.add_argument("--seconds", type=float, default=1.0, help="time per size")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--out", type=Path, default=Path(DEFAULT_PEAK_FILE))
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
-    peak, rates = matmul_flops(args.device, dtype, args.seconds)
-    for n, r in rates.items():
-        print(f"{n:>5} x {n:<5} {str(dtype).removeprefix('torch.'):>8}: {r / 1e9:10.1f} GFLOP/s")
+    entry = measure_peak(args.out, args.device, args.threads, args.seconds)
+    dtype = entry["dtype"].removeprefix("torch.")
+    for n, r in entry["rates"].items():
+        print(f"{int(n):>5} x {int(n):<5} {dtype:>8}: {r / 1e9:10.1f} GFLOP/s")
     print(f"peak ({args.device}, {args.threads if args.device == 'cpu' else 'gpu'} threads): "
-          f"{peak / 1e9:.1f} GFLOP/s")
-    data = {}
-    if args.out.exists():
-        try:
-            data = json.loads(args.out.read_text())
-        except ValueError:
-            data = {}
-    data[args.device] = {"peak_flops": peak, "dtype": str(dtype), "threads": args.threads,
-                         "rates": {str(n): r for n, r in rates.items()}, "time": time.time()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(data, indent=1) + "\n")
+          f"{entry['peak_flops'] / 1e9:.1f} GFLOP/s")
     print(f"saved to {args.out}")
 
 

@@ -69,7 +69,7 @@ def main() -> None:
     exe = str(ROOT / ".venv" / "bin" / "lambdascope")
     data = ROOT / "data" / f"quality-{args.traces}-s{args.seed}.jsonl"
     if not data.exists():
-        from lambdascope.cli import find_generator
+        from lambdascope.commands.common import find_generator
 
         data.parent.mkdir(parents=True, exist_ok=True)
         cmd = [exe, "generate", str(data), str(args.traces), "--seed", str(args.seed)]

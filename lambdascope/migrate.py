@@ -49,10 +49,11 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 
 def _make_revision(message: str) -> None:
-    from .store import make_engine
+    # a plain engine (not store.make_engine): the store imports this module, not the reverse
+    from sqlalchemy import create_engine
 
     with tempfile.TemporaryDirectory() as d:
-        engine = make_engine(f"sqlite:///{d}/scratch.db")
+        engine = create_engine(f"sqlite:///{d}/scratch.db")
         upgrade(engine)
         with engine.begin() as conn:
             command.revision(_config(conn), message=message, autogenerate=True)

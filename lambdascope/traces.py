@@ -1,4 +1,4 @@
-"""Reading and validating trace files (the JSONL contract of DESIGN.md).
+"""Reading and validating trace files (the JSONL contract of docs/DESIGN.md).
 
 ``TraceValidator`` streams lines and reports every violation with its line number; it never
 stops on a bad line and never repairs one. A record is *valid* when its own content is right
@@ -53,7 +53,7 @@ FIELDS = {"trace_id": str, "step_k": int, "steps_total": int, "term": str, "targ
 
 
 def trace_identity(first_term: str) -> str:
-    """A trace's identity: a hash of the canonical text of its first term (DESIGN.md)."""
+    """A trace's identity: a hash of the canonical text of its first term (docs/DESIGN.md)."""
     return hashlib.sha256(first_term.encode("utf-8")).hexdigest()[:16]
 
 
@@ -291,3 +291,33 @@ def read_traces(paths: Iterable[str | Path], validator: TraceValidator | None = 
                     v._problem(Problem(line_no, "blank_line", "the line is empty"))
                 raw = nxt
         yield from v.finish()
+
+
+class TraceFileError(ValueError):
+    """A named trace file that is missing, a glob that matches nothing, or data that is all
+    empty files: the message names the input."""
+
+
+def expand_data_paths(items: list[str], allow_empty: bool = False) -> list[Path]:
+    """Files and globs, in the order given (a glob's matches sorted); every one must exist.
+    Unless ``allow_empty``, at least one must hold something: data that is all empty files is
+    a mistake to name plainly, not a run to fail later with "no valid records"."""
+    import glob
+
+    out: list[Path] = []
+    for item in items:
+        if any(c in item for c in "*?["):
+            matches = sorted(glob.glob(item))
+            if not matches:
+                raise TraceFileError(f"no file matches {item!r}")
+            out += [Path(m) for m in matches]
+        else:
+            p = Path(item)
+            if not p.is_file():
+                raise TraceFileError(f"{item}: no such file")
+            out.append(p)
+    if not allow_empty and out and all(p.stat().st_size == 0 for p in out):
+        names = ", ".join(map(str, out))
+        raise TraceFileError(f"{names}: the file is empty (no trace records)" if len(out) == 1 else
+                             f"{names}: the files are empty (no trace records)")
+    return out

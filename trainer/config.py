@@ -1,10 +1,20 @@
 """The training configuration: one object with a default and a comment per field, saved in every
-checkpoint and in the run's row. No torch here, so the command line starts fast."""
+checkpoint and in the run's row; every check of it, and how a run's configuration is resolved
+(a new run, or a resumed one from its newest checkpoint). No torch at import, so the command
+line starts fast.
+
+Errors cite configuration fields as ``{field}`` (``TrainError.worded``): the library says
+``resume needs run_name or out_dir``, the command line ``--resume needs --run-name or --out-dir``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
 
 
 @dataclass
@@ -43,13 +53,29 @@ class TrainConfig:
     # recording
     eval_every: str = "5m"  # N optimiser steps, or a training time: 90s, 5m
     metrics_every: float = 2.0  # seconds between metric points (loss, lr, tokens/s)
-    peak_file: str = "runs/peak.json"  # bench/peak.py's measured matmul peak, for MFU
+    peak_file: str = "runs/peak.json"  # the measured matmul peak (trainer/peak.py), for MFU
     no_store: bool = False  # train without recording anything in the store
     resume: bool = False  # continue the run from the newest checkpoint in out_dir
 
 
+_FIELD = re.compile(r"\{(\w+)\}")
+
+
 class TrainError(Exception):
-    """A run that cannot start or go on (too many invalid records, no data…): one line, exit 1."""
+    """A run that cannot start or go on (too many invalid records, no data, a diverged loss):
+    one line. ``{name}`` in the message cites a TrainConfig field (see ``worded``)."""
+
+    def worded(self, name_of: Callable[[str], str] = lambda f: f) -> str:
+        """The message with each cited field named by ``name_of`` (the command line: its flag)."""
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        return _FIELD.sub(lambda m: name_of(m[1]) if m[1] in fields else m[0], str(self.args[0]))
+
+    def __str__(self) -> str:
+        return self.worded()
+
+
+class ConfigError(TrainError):
+    """A configuration that cannot run at all (nothing was started): bad input."""
 
 
 def parse_every(text: str) -> tuple[str, float]:
@@ -63,3 +89,71 @@ def parse_every(text: str) -> tuple[str, float]:
     return "seconds", value * (60 if unit == "m" else 1)
 
 
+def check_config(cfg: TrainConfig) -> None:
+    """Every check that needs nothing but the configuration; ConfigError names the field."""
+    if cfg.d_model % cfg.n_head or (cfg.d_model // cfg.n_head) % 2:
+        raise ConfigError(f"{{d_model}} {cfg.d_model} must split into {{n_head}} {cfg.n_head} "
+                          "heads of even width")
+    try:
+        parse_every(cfg.eval_every)
+    except ValueError as e:
+        raise ConfigError(f"{{eval_every}}: {e}") from None
+    if cfg.minutes is not None and cfg.steps is not None:
+        raise ConfigError("give {minutes} or {steps}, not both")
+    if not 0 <= cfg.max_invalid <= 1:
+        raise ConfigError(f"{{max_invalid}}: expected a fraction between 0 and 1, got {cfg.max_invalid}")
+    if cfg.resume and not cfg.out_dir and not cfg.run_name:
+        raise ConfigError("{resume} needs {run_name} or {out_dir} to find the run")
+
+
+@dataclass
+class Resolved:
+    """What a run starts from: its final configuration, the checkpoint it resumes (or None), its
+    folder and name, and the evaluation schedule."""
+
+    cfg: TrainConfig
+    ckpt: dict | None
+    out_dir: Path
+    run_name: str
+    every_kind: str  # "steps" or "seconds"
+    every: float
+
+
+def resolve_config(cfg: TrainConfig) -> Resolved:
+    """Check ``cfg`` and resolve it: a resumed run takes its schedule, model and data options from
+    its newest checkpoint (where and how long it trains may change); a new run gets a name and
+    must not land in a folder that already holds checkpoints."""
+    from .checkpoints import checkpoint_files, read_checkpoint  # torch, only when a run starts
+
+    check_config(cfg)
+    ckpt = None
+    if cfg.resume:
+        out_dir = Path(cfg.out_dir or f"runs/{cfg.run_name}")
+        files = checkpoint_files(out_dir)
+        if not files:
+            raise ConfigError(f"{{resume}}: no checkpoint in {out_dir}")
+        try:
+            ckpt = read_checkpoint(files[-1])
+        except (OSError, RuntimeError, ValueError) as e:
+            raise ConfigError(f"{{resume}}: cannot read {files[-1]}: {e}") from None
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        saved = TrainConfig(**{k: v for k, v in ckpt["train_config"].items() if k in known})
+        given = cfg.minutes is not None or cfg.steps is not None
+        cfg = dataclasses.replace(saved, data=cfg.data, db=cfg.db, device=cfg.device, threads=cfg.threads,
+                                  minutes=cfg.minutes if given else saved.minutes,
+                                  steps=cfg.steps if given else saved.steps,
+                                  no_store=cfg.no_store, resume=True, out_dir=str(out_dir),
+                                  betas=tuple(saved.betas))
+        run_name = ckpt["run_name"]
+    else:
+        if cfg.run_name is None:
+            cfg = dataclasses.replace(cfg, run_name=dt.datetime.now().strftime("run-%Y%m%d-%H%M%S"))
+        out_dir = Path(cfg.out_dir or f"runs/{cfg.run_name}")
+        if checkpoint_files(out_dir):
+            raise ConfigError(f"{out_dir} already holds checkpoints: pass {{resume}} to continue "
+                              "that run, or another {run_name}/{out_dir}")
+        run_name = cfg.run_name
+    if cfg.minutes is None and cfg.steps is None:
+        cfg = dataclasses.replace(cfg, minutes=60.0)
+    every_kind, every = parse_every(cfg.eval_every)
+    return Resolved(cfg, ckpt, out_dir, run_name, every_kind, every)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lambdascope.spans import span_iou
 from lambdascope.traces import TraceResult
+from lambdascope.vocabulary import RunStatus
 
 from .metrics import GoldTrace, rollout, rollout_summary, step_metrics
 from .predict import Predictor
@@ -114,7 +115,7 @@ def evaluate_checkpoint(checkpoint: str, paths: list[Path], *, db: str | None = 
         if run is None:  # a checkpoint from another store: its run comes along
             tc = ckpt["train_config"]
             run = Run(name=ckpt["run_name"], config={"train": tc, "model": ckpt["model_config"]},
-                      data_files=list(tc.get("data", [])), data_hash="", status="finished",
+                      data_files=list(tc.get("data", [])), data_hash="", status=RunStatus.FINISHED,
                       finished_at=utcnow(), message="imported by `lambdascope evaluate`")
             s.add(run)
             s.flush()

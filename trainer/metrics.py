@@ -1,7 +1,8 @@
 """Evaluation metrics: pure functions over character spans (no model, no store).
 
 Spans are ``[start, end)`` character spans; ``(0, 0)`` is normal form. ``span_iou`` is the one
-in ``lambdascope.spans`` (re-exported here), so IoU is computed in one place.
+in ``lambdascope.spans`` (re-exported here), so IoU is computed in one place; the IoU bins and the
+slices by length and steps to go are ``lambdascope.vocabulary``'s, which the dashboard uses too.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from lambdascope.spans import NORMAL_FORM, span_iou
+from lambdascope.vocabulary import iou_histogram, length_bucket_width, length_slice, slice_label, togo_slice
 from lambdascope.terms import alpha_equivalent, contract_span, parse, print_term, redex_span
 
 __all__ = ["span_iou", "step_exact", "iou_histogram", "nf_precision_recall_f1", "accuracy_by",
@@ -23,14 +25,6 @@ Span = tuple[int, int]
 def step_exact(pred: Span, gold: Span) -> bool:
     """The predicted span is the gold span (normal form included)."""
     return tuple(pred) == tuple(gold)
-
-
-def iou_histogram(ious: Sequence[float], bins: int = 10) -> list[int]:
-    """Counts of IoU in ``bins`` equal bins over [0, 1]; the last bin includes 1.0."""
-    counts = [0] * bins
-    for x in ious:
-        counts[min(bins - 1, max(0, int(x * bins)))] += 1
-    return counts
 
 
 def nf_precision_recall_f1(preds: Sequence[Span], golds: Sequence[Span]) -> tuple[float, float, float]:
@@ -48,25 +42,14 @@ def nf_precision_recall_f1(preds: Sequence[Span], golds: Sequence[Span]) -> tupl
     return precision, recall, f1
 
 
-LENGTH_EDGES = (32, 64, 96, 128, 160, 192)  # term length buckets, code points
-STEPS_LEFT_EDGES = (1, 2, 3, 4, 5, 8, 16, 32)  # steps to normal form: 0, 1, 2, 3, 4, 5-7, 8-15, 16-31, 32+
-
-
-def _bucket(x: int, edges: Sequence[int]) -> str:
-    lo = 0
-    for hi in edges:
-        if x < hi:
-            return str(lo) if hi - lo == 1 else f"{lo}-{hi - 1}"
-        lo = hi
-    return f"{lo}+"
-
-
-def length_bucket(term_len: int) -> str:
-    return _bucket(term_len, LENGTH_EDGES)
+def length_bucket(term_len: int, width: int) -> str:
+    """The term-length slice of ``lambdascope.vocabulary`` as a key: '0-9', '10-19', …"""
+    return slice_label(*length_slice(term_len, width))
 
 
 def steps_left_bucket(steps_left: int) -> str:
-    return _bucket(steps_left, STEPS_LEFT_EDGES)
+    """The steps-to-go slice of ``lambdascope.vocabulary`` as a key: '0', '1', …, '16+'."""
+    return slice_label(*togo_slice(steps_left))
 
 
 def accuracy_by(keys: Sequence[str], exact: Sequence[bool]) -> dict[str, dict[str, float]]:
@@ -96,6 +79,7 @@ def step_metrics(preds: Sequence[Span], golds: Sequence[Span], term_lens: Sequen
     ious = [span_iou(p[0], p[1], g[0], g[1]) for p, g in zip(preds, golds)]
     p, r, f1 = nf_precision_recall_f1(preds, golds)
     n = len(exact)
+    width = length_bucket_width(max(term_lens, default=0))
     return {
         "examples": n,
         "exact": sum(exact) / n if n else 0.0,
@@ -105,7 +89,8 @@ def step_metrics(preds: Sequence[Span], golds: Sequence[Span], term_lens: Sequen
         "nf_recall": r,
         "nf_f1": f1,
         "trace_accuracy": trace_accuracy(trace_keys, exact),
-        "by_length": accuracy_by([length_bucket(x) for x in term_lens], exact),
+        "length_bucket": width,
+        "by_length": accuracy_by([length_bucket(x, width) for x in term_lens], exact),
         "by_steps_left": accuracy_by([steps_left_bucket(x) for x in steps_left], exact),
     }
 

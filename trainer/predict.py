@@ -1,7 +1,8 @@
 """From a model to character spans: constrained decoding, batched prediction, checkpoint loading.
 
-The dashboard's playground uses ``load_predictor(path).predict(term)``; the trainer and
-``lambdascope evaluate`` use ``Predictor.predict_many``. Spans leave this module as character
+``load_predictor`` is the ``lambdascope.predictor.ModelLoader`` that the command line hands the
+dashboard (``Predictor`` is a ``SpanPredictor``); the trainer and ``lambdascope evaluate`` use
+``Predictor.predict_many``. Spans leave this module as character
 spans (``token_to_char_span``); token positions never reach the store.
 """
 
@@ -16,11 +17,9 @@ import torch.nn.functional as F
 
 from lambdascope.spans import token_to_char_span
 
+from .checkpoints import read_checkpoint
 from .data import Vocab, collate, make_batches
 from .model import ModelConfig, SpanModel
-
-CHECKPOINT_FORMAT = "lambdascope-span-model/1"
-
 
 def decode_spans(start_logits: torch.Tensor, end_logits: torch.Tensor, lengths: torch.Tensor):
     """The best-scoring valid token span of each row: either (0, 0), normal form at BOS, or
@@ -91,9 +90,7 @@ class Predictor:
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[SpanModel, Vocab, dict]:
     """The model (in eval mode), its vocabulary, and the whole checkpoint dict."""
-    ckpt = torch.load(path, map_location=device, weights_only=True)
-    if ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a lambdascope checkpoint (format {ckpt.get('format')!r})")
+    ckpt = read_checkpoint(path, device)
     model = SpanModel(ModelConfig(**ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     model.to(device).eval()

@@ -1,8 +1,10 @@
 """The store writer: a background thread that owns the database session, so that training
 never waits for the database.
 
-The training loop only puts items on an unbounded queue (``metric``, ``evaluation``,
-``update_run``), which never blocks. The thread commits metric points at least every
+The run's row is written here and nowhere else in the trainer: ``start_run`` and ``record_data``
+(before training starts, waited for: the run's id and the evaluation set's ids are needed) and
+``update_run`` (queued). While training, the loop only puts items on an unbounded queue
+(``metric``, ``evaluation``, ``update_run``), which never blocks. The thread commits metric points at least every
 ``flush_seconds`` so that curves move while a run trains, and writes each evaluation (the
 checkpoint row, all predictions, rollouts and its metric points) in one transaction through
 ``store.write_evaluation``: a reader sees all of it or none of it, and a crash leaves all of it
@@ -21,9 +23,14 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, select, update
 
-from lambdascope.store import MetricPoint, Run, utcnow, write_evaluation
+from lambdascope.store import (Checkpoint, DataProblem, Label, MetricPoint, Run, ensure_eval_set, utcnow,
+                              write_evaluation)
+from lambdascope.vocabulary import RunStatus
+
+from .checkpoints import make_durable
+from .config import ConfigError
 
 
 class WriterError(RuntimeError):
@@ -61,6 +68,71 @@ class StoreWriter:
         self.check()
         self._queue.put(("run", (run_id, values)))
 
+    # -- before training: written in the writer's thread, waited for ----------------------------
+
+    def start_run(self, name: str, *, resuming: bool, config: dict, data_files: list[str],
+                  data_hash: str) -> int:
+        """The run's row, new or resumed, marked running; its id. ConfigError when a new run's
+        name is taken."""
+
+        def write(s) -> int:
+            run = s.scalar(select(Run).where(Run.name == name))
+            if run is not None and not resuming:
+                raise ConfigError(f"a run named {name!r} is already in the store: pass {{resume}} "
+                                  "to continue it, or another {run_name}")
+            if run is None:
+                run = Run(name=name, config=config)
+                s.add(run)
+            run.status, run.message, run.updated_at, run.finished_at = RunStatus.RUNNING, None, utcnow(), None
+            run.data_files, run.data_hash = data_files, data_hash
+            s.flush()
+            return run.id
+
+        return self._call(write)
+
+    def record_data(self, run_id: int, *, problems: list, report: dict, failure: str | None,
+                    eval_set: tuple[str, str, list] | None) -> tuple[int | None, dict | None]:
+        """The data's validation report and problems on the run; the run failed with ``failure``,
+        or else its evaluation set ``(name, source, traces)`` made (or found): its id and the
+        example ids by (identity, step)."""
+
+        def write(s):
+            s.execute(delete(DataProblem).where(DataProblem.run_id == run_id))
+            if problems:
+                s.execute(DataProblem.__table__.insert(), [
+                    dict(run_id=run_id, file=p.source, line=p.line, reason=p.reason, detail=p.detail)
+                    for p in problems])
+            run = s.get(Run, run_id)
+            run.validation = report
+            if failure:
+                run.status, run.message, run.finished_at = RunStatus.FAILED, failure, utcnow()
+                return None, None
+            if eval_set is None:
+                return None, None
+            eval_set_id, example_ids = ensure_eval_set(s, *eval_set)
+            run.eval_set_id = eval_set_id
+            return eval_set_id, example_ids
+
+        return self._call(write)
+
+    def has_evaluation(self, run_id: int, step: int) -> bool:
+        """Whether the run's evaluation at ``step`` is stored (a resumed run killed between a
+        checkpoint's save and its evaluation's commit has it to write again)."""
+        return self._call(lambda s: s.scalar(select(Checkpoint.id).where(
+            Checkpoint.run_id == run_id, Checkpoint.step == step, Checkpoint.name.is_(None))) is not None)
+
+    def _call(self, fn):
+        """Run ``fn(session)`` in one transaction in the writer's thread, after what is queued;
+        its result, or its exception raised here."""
+        self.check()
+        box: dict = {}
+        done = threading.Event()
+        self._queue.put(("call", (fn, box, done)))
+        done.wait()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
     def flush(self, timeout: float | None = None) -> None:
         """Wait until everything queued so far is written (used at the end, and by tests)."""
         done = threading.Event()
@@ -94,6 +166,8 @@ class StoreWriter:
                     self._write_metrics(pending)
                     pending = []
                     self._update_run(*item)
+                elif kind == "call":
+                    self._run_call(*item)
                 if kind in ("tick", "flush", "stop") or time.monotonic() - last_flush >= self.flush_seconds:
                     self._write_metrics(pending)
                     pending, last_flush = [], time.monotonic()
@@ -124,30 +198,18 @@ class StoreWriter:
         self.written["evaluations"] += 1
         self.busy_seconds += time.perf_counter() - t0
 
+    def _run_call(self, fn, box: dict, done: threading.Event) -> None:
+        try:
+            with self.sessionmaker() as s, s.begin():
+                box["value"] = fn(s)
+        except Exception as e:  # the caller's to handle, not the writer's
+            box["error"] = e
+        finally:
+            done.set()
+
     def _update_run(self, run_id: int, values: dict) -> None:
         with self.sessionmaker() as s, s.begin():
             s.execute(update(Run).where(Run.id == run_id).values(updated_at=utcnow(), **values))
-
-
-def make_durable(path: str | None) -> None:
-    """fsync a checkpoint file and its folder. The trainer saves a checkpoint (a temporary file
-    renamed into place) before it queues the evaluation that names it; without this, a power
-    loss after the row's commit could leave the row naming an empty or truncated file, since
-    neither the file's bytes nor the rename need be on disk yet. A missing file (a test's path,
-    a file from elsewhere) is left alone. Runs in the writer's thread, off the training loop."""
-    if not path:
-        return
-    for target in (path, os.path.dirname(os.path.abspath(path))):
-        try:
-            fd = os.open(target, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
 
 
 class NullWriter:
@@ -172,8 +234,23 @@ class NullWriter:
     def update_run(self, *args, **kwargs) -> None:
         pass
 
+    def start_run(self, *args, **kwargs) -> None:
+        return None
+
+    def record_data(self, *args, **kwargs) -> tuple[None, None]:
+        return None, None
+
+    def has_evaluation(self, *args) -> bool:
+        return True
+
     def flush(self, timeout=None) -> None:
         pass
 
     def close(self, timeout=None) -> None:
         pass
+
+
+def labelled_identities(sessionmaker) -> set[str]:
+    """The identities of the traces labelled in the store: left out of training."""
+    with sessionmaker() as s:
+        return set(s.scalars(select(Label.trace_identity).distinct()))

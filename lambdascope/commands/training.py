@@ -1,40 +1,18 @@
-"""``lambdascope train`` and ``lambdascope evaluate``: registered on the main parser by
-``lambdascope.cli.build_parser``. Imports of torch wait until a command runs."""
+"""``lambdascope train`` and ``lambdascope evaluate``. The trainer's errors become one line
+here: a configuration that cannot run exits 2 with its fields named as flags, a run that fails
+exits 1. Imports of torch wait until a command runs."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from lambdascope.cli import UsageError, _positive_int, expand_data_paths
+from trainer.config import TrainConfig, parse_every
 
-EXIT_FAILED = 1
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+from .common import EXIT_FAILED, EXIT_USAGE, fraction, positive_float, positive_int
 
 
-def _fraction(text: str) -> float:
-    """0.01, or 1% for the same."""
-    try:
-        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.01 or 1%, got {text!r}")
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}")
-    return value
-
-
-def _every(text: str) -> str:
-    from .config import parse_every
-
+def every(text: str) -> str:
     try:
         parse_every(text)
     except ValueError as e:
@@ -42,9 +20,12 @@ def _every(text: str) -> str:
     return text
 
 
-def register(sub) -> None:
-    from .config import TrainConfig
+def flag(field: str) -> str:
+    """The flag of a TrainConfig field: run_name -> --run-name."""
+    return "--" + field.replace("_", "-")
 
+
+def register(sub) -> None:
     d = TrainConfig()
     t = sub.add_parser("train", help="train a span model; record checkpoints, predictions and metrics",
                        description="Validate the trace files, split them by trace identity, train the "
@@ -55,16 +36,16 @@ def register(sub) -> None:
                    "$LAMBDASCOPE_DB or runs/lambdascope.db)")
     t.add_argument("--run-name", metavar="NAME", help="the run's name in the store (default run-<time>)")
     budget = t.add_mutually_exclusive_group()
-    budget.add_argument("--minutes", type=_positive_float, help="training time, evaluation excluded "
+    budget.add_argument("--minutes", type=positive_float, help="training time, evaluation excluded "
                         "(default 60 when --steps is not given)")
-    budget.add_argument("--steps", type=_positive_int, help="optimiser steps")
+    budget.add_argument("--steps", type=positive_int, help="optimiser steps")
     t.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda trains with bf16 autocast")
-    t.add_argument("--threads", type=_positive_int, default=d.threads, help=f"torch CPU threads (default {d.threads})")
-    t.add_argument("--eval-every", type=_every, default=d.eval_every, metavar="N|Ts|Tm",
+    t.add_argument("--threads", type=positive_int, default=d.threads, help=f"torch CPU threads (default {d.threads})")
+    t.add_argument("--eval-every", type=every, default=d.eval_every, metavar="N|Ts|Tm",
                    help=f"evaluate every N steps or every T seconds/minutes of training (default {d.eval_every})")
-    t.add_argument("--batch-tokens", type=_positive_int, default=d.batch_tokens,
+    t.add_argument("--batch-tokens", type=positive_int, default=d.batch_tokens,
                    help=f"tokens per batch, padding included (default {d.batch_tokens})")
-    t.add_argument("--max-invalid", type=_fraction, default=d.max_invalid, metavar="FRACTION",
+    t.add_argument("--max-invalid", type=fraction, default=d.max_invalid, metavar="FRACTION",
                    help="stop before training when more records than this are invalid (default 0.01)")
     t.add_argument("--include-labelled", action="store_true", help="also train on traces labelled in the store")
     t.add_argument("--resume", action="store_true", help="continue the run from the newest checkpoint in "
@@ -73,21 +54,22 @@ def register(sub) -> None:
     t.add_argument("--no-store", action="store_true", help="record nothing in the store (checkpoint files only)")
     t.add_argument("--seed", type=int, default=d.seed, help=f"model init and batch order (default {d.seed})")
     t.add_argument("--peak-file", default=d.peak_file, metavar="JSON",
-                   help=f"the machine's matmul peak from bench/peak.py, for MFU (default {d.peak_file})")
+                   help=f"the machine's measured matmul peak (measured once by `lambdascope demo`, or by "
+                   f"bench/peak.py), for MFU (default {d.peak_file})")
     g = t.add_argument_group("model and optimiser")
-    g.add_argument("--lr", type=_positive_float, default=d.lr, help=f"peak learning rate (default {d.lr})")
+    g.add_argument("--lr", type=positive_float, default=d.lr, help=f"peak learning rate (default {d.lr})")
     g.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help=f"(default {d.warmup_steps})")
-    g.add_argument("--label-smoothing", type=_fraction, default=d.label_smoothing,
+    g.add_argument("--label-smoothing", type=fraction, default=d.label_smoothing,
                    help=f"(default {d.label_smoothing})")
-    g.add_argument("--n-layer", type=_positive_int, default=d.n_layer, help=f"(default {d.n_layer})")
-    g.add_argument("--n-head", type=_positive_int, default=d.n_head, help=f"(default {d.n_head})")
-    g.add_argument("--d-model", type=_positive_int, default=d.d_model, help=f"(default {d.d_model})")
-    g.add_argument("--d-ff", type=_positive_int, default=d.d_ff, help=f"(default {d.d_ff})")
+    g.add_argument("--n-layer", type=positive_int, default=d.n_layer, help=f"(default {d.n_layer})")
+    g.add_argument("--n-head", type=positive_int, default=d.n_head, help=f"(default {d.n_head})")
+    g.add_argument("--d-model", type=positive_int, default=d.d_model, help=f"(default {d.d_model})")
+    g.add_argument("--d-ff", type=positive_int, default=d.d_ff, help=f"(default {d.d_ff})")
     g.add_argument("--no-depth-embedding", action="store_true", help="positions from RoPE only")
-    g.add_argument("--eval-traces", type=_positive_int, default=d.eval_traces,
+    g.add_argument("--eval-traces", type=positive_int, default=d.eval_traces,
                    help=f"evaluation traces, at most (default {d.eval_traces})")
-    g.add_argument("--eval-frac", type=_fraction, default=d.eval_frac, help=f"(default {d.eval_frac})")
-    g.add_argument("--val-frac", type=_fraction, default=d.val_frac, help=f"(default {d.val_frac})")
+    g.add_argument("--eval-frac", type=fraction, default=d.eval_frac, help=f"(default {d.eval_frac})")
+    g.add_argument("--val-frac", type=fraction, default=d.val_frac, help=f"(default {d.val_frac})")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="evaluate a checkpoint on a trace file; store a named evaluation",
@@ -99,13 +81,13 @@ def register(sub) -> None:
     e.add_argument("--db", metavar="URL", help="store (default $LAMBDASCOPE_DB or runs/lambdascope.db)")
     e.add_argument("--name", metavar="NAME", help="the evaluation's name (default: CHECKPOINT on FILE)")
     e.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    e.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (default 2)")
+    e.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default 2)")
     e.set_defaults(func=cmd_evaluate)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .config import TrainConfig, TrainError
-    from .train import train
+    from trainer.config import ConfigError, TrainError
+    from trainer.train import train
 
     cfg = TrainConfig(
         data=args.data, db=args.db, run_name=args.run_name, out_dir=args.out_dir, minutes=args.minutes,
@@ -116,24 +98,23 @@ def cmd_train(args: argparse.Namespace) -> int:
         n_head=args.n_head, d_model=args.d_model, d_ff=args.d_ff,
         depth_embedding=not args.no_depth_embedding, eval_every=args.eval_every,
         no_store=args.no_store, resume=args.resume, peak_file=args.peak_file)
-    if cfg.d_model % cfg.n_head or (cfg.d_model // cfg.n_head) % 2:
-        raise UsageError(f"--d-model {cfg.d_model} must split into --n-head {cfg.n_head} heads of even width")
     try:
         train(cfg)
     except TrainError as e:
-        print(f"lambdascope train: error: {e}", file=sys.stderr)
-        return EXIT_FAILED
+        print(f"lambdascope train: error: {e.worded(flag)}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(e, ConfigError) else EXIT_FAILED
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .config import TrainError
-    from .evaluate import evaluate_checkpoint
+    from lambdascope.traces import expand_data_paths
+    from trainer.config import TrainError
+    from trainer.evaluate import evaluate_checkpoint
 
     try:
         evaluate_checkpoint(args.checkpoint, expand_data_paths(args.data), db=args.db, name=args.name,
                             device=args.device, threads=args.threads)
     except TrainError as e:
-        print(f"lambdascope evaluate: error: {e}", file=sys.stderr)
+        print(f"lambdascope evaluate: error: {e.worded(flag)}", file=sys.stderr)
         return EXIT_FAILED
     return 0

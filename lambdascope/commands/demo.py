@@ -12,8 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+from .common import UsageError, find_generator, port, positive_float, positive_int
+
 RUN_NAME = "demo"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 TRAINER_STOP_TIMEOUT_S = 60
 
 
@@ -23,18 +24,16 @@ def say(msg: str) -> None:
 
 
 def register(sub) -> None:
-    from .cli import _positive_int
-
     d = sub.add_parser("demo", help="generate, train in the background and serve the dashboard",
                        description="The whole flow in one command: generate traces (if the data file "
                        "is absent), start training in the background into a SQLite store under runs/ "
                        "(continuing an earlier demo run), and serve the dashboard. Ctrl-C stops both "
                        "cleanly; running it again continues.")
-    d.add_argument("--traces", type=_positive_int, default=20000, help="traces to generate (default 20000)")
+    d.add_argument("--traces", type=positive_int, default=20000, help="traces to generate (default 20000)")
     d.add_argument("--data", default="data/demo.jsonl", help="data file (default data/demo.jsonl)")
-    d.add_argument("--minutes", type=float, default=30.0, help="training minutes (default 30)")
+    d.add_argument("--minutes", type=positive_float, default=30.0, help="training minutes (default 30)")
     d.add_argument("--eval-every", default="30s", help="evaluate every N steps or T seconds (default 30s)")
-    d.add_argument("--port", type=_positive_int, default=8000, help="dashboard port (default 8000)")
+    d.add_argument("--port", type=port, default=8000, help="dashboard port (default 8000)")
     d.add_argument("--runs-dir", default="runs", help="store and checkpoints folder (default runs)")
     d.add_argument("--no-train", action="store_true", help="only serve what is in the store")
     d.add_argument("train_args", nargs=argparse.REMAINDER, metavar="-- TRAIN_OPTIONS",
@@ -43,8 +42,6 @@ def register(sub) -> None:
 
 
 def _generate(path: Path, traces: int) -> None:
-    from .cli import UsageError, find_generator
-
     exe = find_generator()
     if exe is None:
         raise UsageError("lambda-gen is not built: run `make demo` (it builds it) or `make build`")
@@ -62,8 +59,9 @@ def _start_trainer(args, data: Path, db_url: str, runs: Path, log_path: Path) ->
     peak = runs / "peak.json"
     if not peak.exists():  # the machine's matmul peak, once, so that the run page shows MFU
         say("measuring this machine's matmul peak for MFU (a few seconds, once)")
-        subprocess.call([sys.executable, str(REPO_ROOT / "bench" / "peak.py"), "--seconds", "0.3",
-                         "--out", str(peak)], stdout=subprocess.DEVNULL)
+        from trainer.peak import measure_peak
+
+        measure_peak(peak, seconds=0.3)
     cmd = [sys.executable, "-m", "lambdascope.cli", "train", "--data", str(data), "--db", db_url,
            "--run-name", RUN_NAME, "--out-dir", str(out_dir), "--minutes", str(args.minutes),
            "--eval-every", args.eval_every, "--peak-file", str(peak)]
@@ -111,8 +109,6 @@ def _raise_interrupt(signum, frame):
 def _check_port_free(port: int) -> None:
     import socket
 
-    from .cli import UsageError
-
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -123,8 +119,9 @@ def _check_port_free(port: int) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.cli import serve_settings
-    from app.main import create_app
+    from app.settings import serve_settings
+
+    from .dashboard import create_dashboard
 
     _check_port_free(args.port)
     runs = Path(args.runs_dir)
@@ -137,14 +134,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         _generate(data, args.traces)
     # create (or upgrade) the store once, here, before two processes open it at the same moment
-    from .store import open_store
+    from lambdascope.store import open_store
 
     open_store(db_url)[0].dispose()
     proc = None
     if not args.no_train:
         proc = _start_trainer(args, data, db_url, runs, runs / "demo-train.log")
     settings = serve_settings(db_url, "127.0.0.1", None)
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=args.port, log_level="warning")
+    config = uvicorn.Config(create_dashboard(settings), host="127.0.0.1", port=args.port, log_level="warning")
     server = uvicorn.Server(config)
     say(f"dashboard: http://127.0.0.1:{args.port}/  (ready in {time.perf_counter() - t0:.1f} s; "
         "the first checkpoint appears after the first evaluation; Ctrl-C stops everything)")

@@ -1,0 +1,79 @@
+"""The server's settings, in one place: what ``create_app`` takes, how ``serve``'s options
+become settings (``serve_settings``), and how they travel to the worker processes of
+``serve --workers N`` (``settings_to_env`` / ``settings_from_env``)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+
+from lambdascope.store import resolve_db_url
+
+TOKEN_ENV = "LAMBDASCOPE_TOKEN"
+SETTINGS_ENV = "LAMBDASCOPE_SERVE_SETTINGS"  # serve -> its worker processes
+TOKEN_RE = re.compile(r"[A-Za-z0-9._~+/=-]{8,256}")
+MAX_THREADS = 64  # threads at most: past a few, threads only wait for the GIL
+DEFAULT_THREADS = 2  # see main.create_app for why
+
+
+class SettingsError(ValueError):
+    """Settings the server cannot start with; the message says how to fix them."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_url: str
+    token: str | None = None  # when set, every request must carry it
+    allowed_hosts: tuple[str, ...] | None = None  # Host header names accepted; None: any
+    warm_caches: bool = True  # compute new checkpoints' summaries in the background
+    threads: int = DEFAULT_THREADS  # requests handled at once (see main.create_app)
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+
+    @property
+    def csrf_token(self) -> str:
+        """The form token of this server: only a page served by it knows it."""
+        return hmac.new(self.secret, b"lambdascope-csrf-v1", hashlib.sha256).hexdigest()
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def serve_settings(db: str | None, host: str, token: str | None,
+                   threads: int = DEFAULT_THREADS) -> Settings:
+    """The server's settings, or a SettingsError: a host other than loopback needs a token."""
+    token = token or os.environ.get(TOKEN_ENV) or None
+    if token is not None and not TOKEN_RE.fullmatch(token):
+        raise SettingsError("the token must be 8 to 256 characters of letters, digits and ._~+/=-")
+    if not is_loopback(host) and token is None:
+        raise SettingsError(f"--host {host} exposes the dashboard beyond this machine: give a token "
+                            f"with --token or ${TOKEN_ENV} (every request must then carry it), "
+                            "or keep the default --host 127.0.0.1")
+    # without a token, answer only to loopback names (no DNS rebinding onto the dashboard)
+    allowed = None if token else ("127.0.0.1", "localhost", "[::1]", "::1", host)
+    return Settings(db_url=resolve_db_url(db), token=token, allowed_hosts=allowed, threads=threads)
+
+
+def settings_to_env(settings: Settings) -> str:
+    return json.dumps({"db_url": settings.db_url, "token": settings.token,
+                       "allowed_hosts": settings.allowed_hosts, "secret": settings.secret.hex(),
+                       "threads": settings.threads})
+
+
+def settings_from_env() -> Settings:
+    d = json.loads(os.environ[SETTINGS_ENV])
+    hosts = d.get("allowed_hosts")
+    return Settings(db_url=d["db_url"], token=d.get("token"),
+                    allowed_hosts=tuple(hosts) if hosts is not None else None,
+                    secret=bytes.fromhex(d["secret"]), threads=d["threads"])

@@ -1,0 +1,120 @@
+"""The words the trainer writes and the dashboard reads, defined once: run status values, metric
+names and their titles, the IoU histogram's bins, and the slices by term length and by steps to
+normal form. The trainer stores with these; the dashboard shows what was stored, or computes it
+with these same functions (docs/DESIGN.md, "Metrics")."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Sequence
+
+
+class RunStatus(StrEnum):
+    """A run's ``status`` column."""
+
+    RUNNING = "running"  # a trainer is (or was last known to be) writing it
+    FINISHED = "finished"  # its budget was spent and its last evaluation written
+    FAILED = "failed"  # it stopped on an error; ``message`` says which
+    STOPPED = "stopped"  # interrupted (Ctrl-C, SIGTERM); ``--resume`` continues it
+
+
+# ---------------------------------------------------------------------------------------------
+# Metric names, in the order curves are shown, with their titles. Live points are written while
+# training (every few seconds); evaluation points at every evaluation, with the checkpoint.
+
+METRIC_TITLES: dict[str, str] = {
+    "loss": "loss",  # live: mean training loss over the last few seconds
+    "val_loss": "validation loss",  # evaluation
+    "exact": "exact match",  # evaluation: share of steps whose predicted span is the gold span
+    "mean_iou": "mean IoU",  # evaluation
+    "nf_f1": "normal-form F1",  # evaluation: normal form as the positive class
+    "rollout_success": "rollout success",  # evaluation: the model's own reduction ends right
+    "tokens_per_s": "tokens/s",  # live: non-padding tokens per second of training
+    "nf_precision": "normal-form precision",  # evaluation (checkpoint metrics only)
+    "nf_recall": "normal-form recall",  # evaluation (checkpoint metrics only)
+    "trace_accuracy": "trace accuracy",  # evaluation: share of traces right at every step
+    "mfu": "MFU",  # live: model FLOPs per second over the measured matmul peak
+    "lr": "learning rate",  # live
+    "train_minutes": "training minutes",  # evaluation: training time when it was made
+}
+LIVE_METRICS = ("loss", "lr", "tokens_per_s", "mfu")
+EVAL_POINT_METRICS = ("exact", "mean_iou", "nf_f1", "trace_accuracy", "rollout_success")
+SPARKLINE_METRICS = ("loss", "val_loss", "exact", "mean_iou")  # the runs list shows the first recorded
+SUMMARY_METRICS = ("exact", "mean_iou", "nf_f1", "trace_accuracy", "rollout_success")
+EVAL_CURVES = ("exact", "mean_iou", "nf_f1", "nf_precision", "nf_recall", "trace_accuracy",
+               "rollout_success", "val_loss", "mfu")  # curves drawn from checkpoints' metrics too
+
+
+def metric_title(name: str) -> str:
+    return METRIC_TITLES.get(name, name.replace("_", " "))
+
+
+def metric_order(name: str) -> tuple[int, str]:
+    """Sort key: the names above in their order, then any other name alphabetically."""
+    order = list(METRIC_TITLES)
+    return (order.index(name) if name in order else len(order), name)
+
+
+# ---------------------------------------------------------------------------------------------
+# IoU histogram: ten bins [i/10, (i+1)/10) and one for IoU exactly 1 (an exact match). The
+# edges are the same floats the examples filter receives from a bar's link (i/10 is the float
+# nearest to the decimal 0.i, so "0.3" in a URL parses back to the edge used here).
+
+IOU_EDGES = tuple(i / 10 for i in range(11))
+N_IOU_BINS = len(IOU_EDGES)  # 10 bins below 1, and IoU == 1
+
+
+def iou_bins() -> list[tuple[float, float | None]]:
+    """(lower, upper) of each bin; the last, (1.0, None), holds IoU == 1."""
+    return [(IOU_EDGES[i], IOU_EDGES[i + 1]) for i in range(10)] + [(1.0, None)]
+
+
+def iou_bin(iou: float) -> int:
+    """The bin of one IoU: the last edge at or below it (1.0 has a bin of its own)."""
+    for i in range(10, 0, -1):
+        if iou >= IOU_EDGES[i]:
+            return i
+    return 0
+
+
+def iou_histogram(ious: Sequence[float]) -> list[int]:
+    """Counts per bin of ``iou_bins()``."""
+    counts = [0] * N_IOU_BINS
+    for x in ious:
+        counts[iou_bin(x)] += 1
+    return counts
+
+
+# ---------------------------------------------------------------------------------------------
+# Slices: by term length (code points) in buckets of a width chosen for the longest term, and
+# by steps to normal form (0 at the last step of a trace), one per value up to MAX_TOGO_SLICES.
+
+MAX_TOGO_SLICES = 16  # steps to go beyond this share one slice
+_WIDTHS = (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000)
+
+
+def length_bucket_width(max_len: int, target: int = 12) -> int:
+    """A round bucket width that cuts 0..max_len into fewer than ``target`` buckets."""
+    for w in _WIDTHS:
+        if max_len // w < target:
+            return w
+    return max(1, max_len // target)
+
+
+def length_slice(term_len: int, width: int) -> tuple[int, int]:
+    """The (lo, hi) bucket of a term length, both inclusive."""
+    b = term_len // width
+    return b * width, b * width + width - 1
+
+
+def togo_slice(steps_to_go: int) -> tuple[int, int | None]:
+    """The (lo, hi) slice of steps to normal form; hi None: that many or more."""
+    t = min(steps_to_go, MAX_TOGO_SLICES)
+    return t, (t if t < MAX_TOGO_SLICES else None)
+
+
+def slice_label(lo: int, hi: int | None) -> str:
+    """'3', '0-31' or '16+': the key of a slice in the trainer's metrics."""
+    if hi is None:
+        return f"{lo}+"
+    return str(lo) if lo == hi else f"{lo}-{hi}"
