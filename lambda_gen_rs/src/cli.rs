@@ -5,7 +5,7 @@
 
 use crate::generate::{shard_range, Options, DEFAULT_MAX_LEN, DEFAULT_MAX_STEPS, DEFAULT_MIN_STEPS};
 use crate::run::{generate_to, RunError};
-use crate::stats::Summary;
+use crate::stats::Stats;
 use crate::temp_file::TempFile;
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
@@ -325,7 +325,7 @@ fn generate(args: GenerateArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn report(summary: &Summary, opts: &Options, indices: &std::ops::Range<u64>, threads: usize) {
+fn report(summary: &Stats, opts: &Options, indices: &std::ops::Range<u64>, threads: usize) {
     let mut s = summary.render_text();
     s.push_str(&format!(
         "  seed {}, trace indices {}..{}, {} thread{}\n",

@@ -11,7 +11,7 @@
 //! of threads, on the piece size, or on which thread builds which piece.
 
 use crate::generate::{GenerationError, Generator, Options};
-use crate::stats::{PieceStats, Summary};
+use crate::stats::Stats;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Write};
@@ -52,9 +52,9 @@ pub fn build_piece(
     opts: &Options,
     indices: Range<u64>,
     out: &mut Vec<u8>,
-) -> Result<PieceStats, GenerationError> {
-    let mut st = PieceStats::default();
-    st.initial_hashes.reserve((indices.end - indices.start) as usize);
+) -> Result<Stats, GenerationError> {
+    let mut st = Stats::default();
+    st.distinct_initial.reserve((indices.end - indices.start) as usize);
     for i in indices {
         let facts = g.write_trace(opts, i, &mut st.dropped, out)?;
         st.add(&facts);
@@ -72,7 +72,7 @@ struct Queue {
     /// The next piece to write.
     next: u64,
     /// Finished pieces waiting for the ones before them.
-    done: BTreeMap<u64, (Vec<u8>, PieceStats)>,
+    done: BTreeMap<u64, (Vec<u8>, Stats)>,
     /// Whether a worker is writing pieces right now (only one does, in order).
     writing: bool,
     /// Emptied buffers, for reuse.
@@ -84,7 +84,7 @@ struct Queue {
 /// The output side, used only by the worker that is writing (so never contended).
 struct Sink<W> {
     out: W,
-    summary: Summary,
+    summary: Stats,
     io_error: Option<io::Error>,
 }
 
@@ -97,7 +97,7 @@ pub fn generate_to<W: Write + Send>(
     threads: usize,
     out: W,
     progress: &(dyn Fn(u64) + Sync),
-) -> Result<Summary, RunError> {
+) -> Result<Stats, RunError> {
     let start = Instant::now();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -122,7 +122,7 @@ pub fn generate_to<W: Write + Send>(
     let advanced = Condvar::new();
     let sink = Mutex::new(Sink {
         out,
-        summary: Summary::default(),
+        summary: Stats::default(),
         io_error: None,
     });
 

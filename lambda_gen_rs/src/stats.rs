@@ -3,6 +3,7 @@
 
 use crate::generate::{TraceFacts, DROP_REASONS};
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// The keys of `distinct_initial` are already well-mixed 64-bit hashes: use them as they are.
@@ -25,13 +26,15 @@ impl Hasher for IdentityHasher {
 
 /// A set of 64-bit hashes.
 pub type HashOfHashes = HashSet<u64, BuildHasherDefault<IdentityHasher>>;
-use std::fmt::Write as _;
 
-/// Counts from one piece of work (a range of consecutive trace indices).
+/// What a set of traces produced. A worker builds one per piece of work (a range of consecutive
+/// trace indices) with [`Stats::add`]; the pieces [`Stats::merge`]d in give the totals of the
+/// run, which are its summary ([`Stats::render_text`], [`Stats::to_json`]).
 #[derive(Clone, Debug, Default)]
-pub struct PieceStats {
+pub struct Stats {
     pub traces: u64,
     pub records: u64,
+    /// Dropped attempts, indexed like `DROP_REASONS`.
     pub dropped: [u64; 3],
     /// `steps_hist[s]`: traces with `steps_total == s`.
     pub steps_hist: Vec<u64>,
@@ -41,10 +44,22 @@ pub struct PieceStats {
     pub nested: u64,
     pub shadowed: u64,
     pub renamed: u64,
-    pub initial_hashes: Vec<u64>,
+    /// Hashes of the distinct first terms (64-bit hashes of the canonical text).
+    pub distinct_initial: HashOfHashes,
+    /// Wall-clock seconds of the run (set on the run's totals; not merged).
+    pub elapsed_s: f64,
 }
 
-impl PieceStats {
+fn frac(n: u64, d: u64) -> Option<f64> {
+    if d == 0 {
+        None
+    } else {
+        Some(n as f64 / d as f64)
+    }
+}
+
+impl Stats {
+    /// Count one kept trace.
     pub fn add(&mut self, f: &TraceFacts) {
         self.traces += 1;
         self.records += f.steps as u64 + 1;
@@ -58,37 +73,11 @@ impl PieceStats {
         self.nested += f.nested_binders as u64;
         self.shadowed += f.shadowed_binder as u64;
         self.renamed += f.renamed as u64;
-        self.initial_hashes.push(f.initial_hash);
+        self.distinct_initial.insert(f.initial_hash);
     }
-}
 
-/// The totals of a run.
-#[derive(Clone, Debug, Default)]
-pub struct Summary {
-    pub traces: u64,
-    pub records: u64,
-    pub dropped: [u64; 3],
-    pub steps_hist: Vec<u64>,
-    pub reducible: u64,
-    pub redex_not_at_0: u64,
-    pub nested: u64,
-    pub shadowed: u64,
-    pub renamed: u64,
-    /// Hashes of the distinct first terms (64-bit hashes of the canonical text).
-    pub distinct_initial: HashOfHashes,
-    pub elapsed_s: f64,
-}
-
-fn frac(n: u64, d: u64) -> Option<f64> {
-    if d == 0 {
-        None
-    } else {
-        Some(n as f64 / d as f64)
-    }
-}
-
-impl Summary {
-    pub fn merge(&mut self, p: PieceStats) {
+    /// Add the counts of `p` (another set of traces) to these.
+    pub fn merge(&mut self, p: Stats) {
         self.traces += p.traces;
         self.records += p.records;
         for i in 0..3 {
@@ -105,7 +94,7 @@ impl Summary {
         self.nested += p.nested;
         self.shadowed += p.shadowed;
         self.renamed += p.renamed;
-        self.distinct_initial.extend(p.initial_hashes);
+        self.distinct_initial.extend(p.distinct_initial);
     }
 
     /// The `k`-th smallest steps_total (0-based).
@@ -306,8 +295,8 @@ fn human_rate(r: f64) -> String {
 mod tests {
     use super::*;
 
-    fn summary_with(steps: &[u32]) -> Summary {
-        let mut p = PieceStats::default();
+    fn summary_with(steps: &[u32]) -> Stats {
+        let mut p = Stats::default();
         for (i, &s) in steps.iter().enumerate() {
             p.add(&TraceFacts {
                 steps: s,
@@ -315,7 +304,7 @@ mod tests {
                 ..TraceFacts::default()
             });
         }
-        let mut sum = Summary::default();
+        let mut sum = Stats::default();
         sum.merge(p);
         sum
     }
@@ -349,5 +338,39 @@ mod tests {
         assert!(j.contains("\"median_steps\": 4.0,"), "{j}");
         assert!(summary_with(&[]).to_json().contains("\"median_steps\": null,"));
         assert!(s.render_text().contains("steps per trace"));
+    }
+
+    #[test]
+    fn merged_pieces_equal_one_piece() {
+        let steps = [1, 9, 3, 3, 0, 17, 8, 2, 64, 5];
+        let facts = |i: usize| TraceFacts {
+            steps: steps[i],
+            renamed: i % 4 == 0,
+            nested_binders: i % 2 == 0,
+            shadowed_binder: i % 3 == 0,
+            redex_not_at_0: i as u32 % 5,
+            initial_hash: i as u64 % 7,
+        };
+        let mut whole = Stats {
+            dropped: [3, 1, 4],
+            ..Stats::default()
+        };
+        for i in 0..steps.len() {
+            whole.add(&facts(i));
+        }
+        let mut merged = Stats::default();
+        for (lo, hi, dropped) in [(0, 3, [1, 0, 2]), (3, 4, [0, 0, 0]), (4, 10, [2, 1, 2])] {
+            let mut piece = Stats {
+                dropped,
+                ..Stats::default()
+            };
+            for i in lo..hi {
+                piece.add(&facts(i));
+            }
+            merged.merge(piece);
+        }
+        assert_eq!(merged.to_json(), whole.to_json());
+        assert_eq!(merged.render_text(), whole.render_text());
+        assert_eq!(merged.distinct_initial.len(), 7);
     }
 }
