@@ -15,14 +15,15 @@ from urllib.parse import urlsplit
 import anyio
 import anyio.to_thread
 from anyio.lowlevel import RunVar
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from lambdascope.predictor import ModelLoader
 
 from .aggregates import Aggregates
-from .filters import ExampleFilter, FilterError, parse_filter
-from .queries import BadRequest
+from .errors import Forbidden
+from .filters import ExampleFilter, parse_filter
+from .paging import refuse_page_numbers
 from .rendering import Renderer
 from .settings import Settings
 
@@ -82,16 +83,16 @@ async def check_same_origin(request: Request, settings: Annotated[Settings, Depe
     form token (a form field ``csrf`` or the header ``X-CSRF-Token``) must be this server's."""
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):
-        raise HTTPException(403, "cross-site request refused")
+        raise Forbidden("cross-site request refused")
     origin = request.headers.get("origin")
     host = request.headers.get("host", "").lower()
     if origin is not None:
         if origin == "null" or urlsplit(origin).netloc.lower() != host:
-            raise HTTPException(403, "cross-site request refused: the Origin is not this server")
+            raise Forbidden("cross-site request refused: the Origin is not this server")
     else:  # a browser too old to send Origin still sends the page it came from
         referer = request.headers.get("referer")
         if referer is not None and urlsplit(referer).netloc.lower() != host:
-            raise HTTPException(403, "cross-site request refused: the Referer is not this server")
+            raise Forbidden("cross-site request refused: the Referer is not this server")
     token = request.headers.get("x-csrf-token")
     if token is None:
         ctype = request.headers.get("content-type", "")
@@ -99,7 +100,7 @@ async def check_same_origin(request: Request, settings: Annotated[Settings, Depe
             value = (await request.form()).get("csrf")
             token = value if isinstance(value, str) else None
     if not token or not hmac.compare_digest(token.encode(), settings.csrf_token.encode()):
-        raise HTTPException(403, "missing or stale form token: reload the page and try again")
+        raise Forbidden("missing or stale form token: reload the page and try again")
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -109,16 +110,6 @@ Cache = Annotated[Aggregates, Depends(get_aggregates)]
 Models = Annotated[ModelLoader | None, Depends(get_model_loader)]
 Templates = Annotated[Renderer, Depends(get_renderer)]
 SameOrigin = Annotated[None, Depends(check_same_origin)]
-
-
-def refuse_page_numbers(request: Request) -> None:
-    """The lists page by cursor (``after``/``before``, from the Next and Previous links) and
-    ``limit``; a ``page`` number (``?page=-1``, ``?page=3``) would otherwise be ignored and show
-    the first page as if it were the one asked for."""
-    if "page" in request.query_params:
-        raise BadRequest(f"page: this list is paged with the 'after'/'before' cursors of its Next "
-                         f"and Previous links and 'limit', not page numbers (got "
-                         f"page={request.query_params['page'][:20]!r})")
 
 
 async def get_example_filter(
@@ -132,11 +123,8 @@ async def get_example_filter(
     """The examples filter from the query string (every parameter optional, empty = unset);
     a parameter a person got wrong is a 400 naming it."""
     args = {k: v for k, v in locals().items() if v is not None and k != "request"}
-    refuse_page_numbers(request)
-    try:
-        return parse_filter(args)
-    except FilterError as e:
-        raise BadRequest(str(e)) from None
+    refuse_page_numbers(request.query_params)
+    return parse_filter(args)
 
 
 ExampleQuery = Annotated[ExampleFilter, Depends(get_example_filter)]

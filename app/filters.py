@@ -1,39 +1,27 @@
 """The examples page's filters: URL parameters -> a validated ``ExampleFilter`` -> bound SQL.
 
 Pure functions, no session: ``parse_filter`` turns the query string into a filter (or raises
-``FilterError`` with a message meant for a person, answered as a 400), and ``list_sql`` /
-``count_sql`` build parameterised SQL from it. All user input reaches SQL as bound parameters;
-the only text spliced into SQL comes from the fixed tables below.
+``BadRequest`` with a message meant for a person), and ``list_sql`` / ``count_sql`` build
+parameterised SQL from it. All user input reaches SQL as bound parameters; the only text spliced
+into SQL comes from the fixed tables below and ``app.sql``.
 
-Pagination is by keyset: a page ends with a cursor ``<sort key>,<example id>`` and the next page
-asks for rows strictly after it, so page 500 costs what page 1 costs.
+Pagination is by keyset (``app.paging``): a page ends with a cursor ``<sort key>,<example id>``
+and the next page asks for rows strictly after it, so page 500 costs what page 1 costs.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping
 
-MAX_ID = 2**62  # ids beyond this cannot be bound as SQLite integers
+from .errors import BadRequest
+from .paging import FLOAT_KEY, INT_KEY, Cursor
+from .params import MAX_ID, number
+from .sql import GOLD_NF_SQL, LABELLED_SQL, PRED_NF_SQL, TOGO_SQL, join_kw
+
 MAX_TERM_QUERY = 200  # characters of a term substring
 PAGE_SIZES = (20, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
-LABELLED_SQL = ("EXISTS (SELECT 1 FROM labels l WHERE l.trace_identity = e.trace_identity "
-                "AND (l.step_k IS NULL OR l.step_k = e.step_k))")
-GOLD_NF_SQL = "(e.gold_start = 0 AND e.gold_end = 0)"
-PRED_NF_SQL = "(p.pred_start = 0 AND p.pred_end = 0)"
-TOGO_SQL = "(e.steps_total - e.step_k)"
-
-
-def join_kw(dialect: str) -> str:
-    """SQLite's CROSS JOIN is an inner join that keeps the written table order (its way of
-    saying which table leads); elsewhere a plain JOIN (PostgreSQL rejects ON after CROSS JOIN)."""
-    return "CROSS JOIN" if dialect == "sqlite" else "JOIN"
-
-
-class FilterError(ValueError):
-    """A query parameter a person can fix; the message names the parameter."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +31,12 @@ class Sort:
     descending: bool
     kind: type  # of the key in a cursor
     side: str  # "p" or "e": the table the key lives in
+
+    @property
+    def cursor(self) -> Cursor:
+        if self.expr is None:
+            return Cursor(None)
+        return Cursor(FLOAT_KEY if self.kind is float else INT_KEY)
 
 
 SORTS: dict[str, Sort] = {
@@ -160,34 +154,22 @@ def _get(args: Mapping[str, str], name: str, max_len: int = 40) -> str:
         return ""
     value = str(value).strip()
     if len(value) > max_len:
-        raise FilterError(f"{name}: at most {max_len} characters")
+        raise BadRequest(f"{name}: at most {max_len} characters")
     return value
 
 
 def _int(args: Mapping[str, str], name: str, lo: int = 0, hi: int = MAX_ID) -> int | None:
     text = _get(args, name)
-    if text == "":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise FilterError(f"{name}: expected an integer, got {text!r}") from None
-    if not lo <= value <= hi:
-        raise FilterError(f"{name}: must be between {lo} and {hi}, got {value}")
-    return value
+    return None if text == "" else number(text, name=name, lo=lo, hi=hi)
 
 
 def _unit_float(args: Mapping[str, str], name: str) -> float | None:
     text = _get(args, name)
     if text == "":
         return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise FilterError(f"{name}: expected a number between 0 and 1, got {text!r}") from None
-    if not (0.0 <= value <= 1.0):  # also rejects nan
-        raise FilterError(f"{name}: must be between 0 and 1, got {text}")
-    return value
+    return number(text, name=name, kind=float, lo=0.0, hi=1.0,
+                  expected="expected a number between 0 and 1, got {text}",
+                  out_of_range="must be between 0 and 1, got {value}")
 
 
 def _tristate(args: Mapping[str, str], name: str) -> bool | None:
@@ -198,36 +180,36 @@ def _tristate(args: Mapping[str, str], name: str) -> bool | None:
         return True
     if text in ("0", "no", "false"):
         return False
-    raise FilterError(f"{name}: expected 1 (yes), 0 (no) or nothing, got {text!r}")
+    raise BadRequest(f"{name}: expected 1 (yes), 0 (no) or nothing, got {text!r}")
 
 
 def parse_filter(args: Mapping[str, str]) -> ExampleFilter:
     """Validate the examples page's query parameters; unknown parameters are ignored."""
     correct = _get(args, "correct").lower()
     if correct not in ("", "right", "wrong", "any"):
-        raise FilterError(f"correct: expected 'right' or 'wrong', got {correct!r}")
+        raise BadRequest(f"correct: expected 'right' or 'wrong', got {correct!r}")
     iou_min, iou_max = _unit_float(args, "iou_min"), _unit_float(args, "iou_max")
     if iou_min is not None and iou_max is not None and iou_min >= iou_max:
-        raise FilterError(f"iou_min ({_fmt_float(iou_min)}) must be less than iou_max "
+        raise BadRequest(f"iou_min ({_fmt_float(iou_min)}) must be less than iou_max "
                           f"({_fmt_float(iou_max)}): the range is [iou_min, iou_max)")
     len_min, len_max = _int(args, "len_min"), _int(args, "len_max")
     if len_min is not None and len_max is not None and len_min > len_max:
-        raise FilterError(f"len_min ({len_min}) must not exceed len_max ({len_max})")
+        raise BadRequest(f"len_min ({len_min}) must not exceed len_max ({len_max})")
     togo_min, togo_max = _int(args, "togo_min"), _int(args, "togo_max")
     if togo_min is not None and togo_max is not None and togo_min > togo_max:
-        raise FilterError(f"togo_min ({togo_min}) must not exceed togo_max ({togo_max})")
+        raise BadRequest(f"togo_min ({togo_min}) must not exceed togo_max ({togo_max})")
     q = args.get("q") or ""
     if len(q) > MAX_TERM_QUERY:
-        raise FilterError(f"q: a term substring of at most {MAX_TERM_QUERY} characters, "
+        raise BadRequest(f"q: a term substring of at most {MAX_TERM_QUERY} characters, "
                           f"got {len(q)}")
     if "\x00" in q:
-        raise FilterError("q: must not contain a NUL character")
+        raise BadRequest("q: must not contain a NUL character")
     sort = _get(args, "sort") or "example"
     if sort not in SORTS:
-        raise FilterError(f"sort: expected one of {', '.join(SORTS)}, got {sort!r}")
+        raise BadRequest(f"sort: expected one of {', '.join(SORTS)}, got {sort!r}")
     after, before = _get(args, "after", 80) or None, _get(args, "before", 80) or None
     if after and before:
-        raise FilterError("after and before cannot both be given")
+        raise BadRequest("after and before cannot both be given")
     for cursor in (after, before):
         if cursor:
             decode_cursor(cursor, SORTS[sort])
@@ -246,30 +228,14 @@ def parse_filter(args: Mapping[str, str]) -> ExampleFilter:
 
 
 def encode_cursor(sort: Sort, key: Any, example_id: int) -> str:
-    if sort.expr is None:
-        return str(example_id)
-    if sort.kind is float:
-        return f"{float(key)!r},{example_id}"
-    return f"{int(key)},{example_id}"
+    return sort.cursor.encode(key, example_id)
 
 
 def decode_cursor(text: str, sort: Sort) -> tuple[Any, int]:
-    """(key, example id) of a cursor; FilterError if it does not fit the sort."""
-    try:
-        if sort.expr is None:
-            eid = int(text)
-            key = eid
-        else:
-            key_text, id_text = text.rsplit(",", 1)
-            key, eid = sort.kind(key_text), int(id_text)
-            if sort.kind is float and not math.isfinite(key):
-                raise ValueError
-    except ValueError:
-        raise FilterError(f"cursor {text!r} does not fit the sort order {sort.label!r}; "
-                          "start from the first page") from None
-    if not 0 <= eid <= MAX_ID or (sort.kind is int and not -MAX_ID <= key <= MAX_ID):
-        raise FilterError(f"cursor {text!r} is out of range")
-    return key, eid
+    """(key, example id) of a cursor; a BadRequest if it does not fit the sort."""
+    return sort.cursor.decode(
+        text, malformed="cursor {text} does not fit the sort order " + repr(sort.label)
+        + "; start from the first page", out_of_range="cursor {text} is out of range")
 
 
 # ---------------------------------------------------------------------------------------------

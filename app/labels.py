@@ -18,6 +18,9 @@ from sqlalchemy import select
 
 from lambdascope.store import LABEL_CATEGORIES, Example, Label
 
+from .errors import BadRequest
+from .params import MAX_STEP
+
 MAX_NOTE = 4000
 MAX_IDENTITY = 32
 FIELDS = ("trace_identity", "step_k", "category", "note", "term", "created_at")
@@ -25,15 +28,16 @@ CATEGORY_TITLES = {"bad_gold": "bad gold", "model_error": "model error",
                    "interesting": "interesting", "other": "other"}
 
 
-class LabelError(ValueError):
-    """A label that cannot be written; the message says which field and, on import, which line."""
+class LabelError(BadRequest):
+    """A label that cannot be written; the message says which field and, on import, which line
+    (the command line's ``labels import`` prints it; a page answers it with a 400)."""
 
 
 def _check(identity: Any, step_k: Any, category: Any, note: Any) -> None:
     if not isinstance(identity, str) or not 1 <= len(identity) <= MAX_IDENTITY or "\x00" in identity:
         raise LabelError(f"trace_identity: a string of 1 to {MAX_IDENTITY} characters")
     if step_k is not None and (not isinstance(step_k, int) or isinstance(step_k, bool)
-                               or not 0 <= step_k <= 1_000_000):
+                               or not 0 <= step_k <= MAX_STEP):
         raise LabelError("step_k: a step number >= 0, or empty for the whole trace")
     if category not in LABEL_CATEGORIES:
         raise LabelError(f"category: one of {', '.join(LABEL_CATEGORIES)}, got {category!r}")

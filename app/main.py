@@ -26,7 +26,7 @@ from lambdascope.predictor import ModelLoader
 from lambdascope.store import make_engine, open_store
 
 from .aggregates import Aggregates, Warmer
-from .queries import BadRequest
+from .errors import HTTPError
 from .rendering import Renderer
 from .security import SecurityMiddleware
 from .settings import MAX_THREADS, Settings
@@ -115,8 +115,8 @@ def create_app(settings: Settings, *, model_loader: ModelLoader | None = None) -
                                          {"status": status, "message": message},
                                          status_code=status, headers=headers)
 
-    @app.exception_handler(BadRequest)
-    async def bad_request(request: Request, exc: BadRequest):
+    @app.exception_handler(HTTPError)
+    async def http_error_of_app(request: Request, exc: HTTPError):
         return error(request, exc.status_code, exc.message)
 
     @app.exception_handler(RequestValidationError)

@@ -18,7 +18,8 @@ from lambdascope.terms import ParseError, alpha_equivalent, contract_span, parse
     print_with_span, step
 
 from .aggregates import Memo
-from .queries import BadRequest, get_checkpoint
+from .errors import BadRequest
+from .queries import get_checkpoint
 
 MAX_INPUT = 2000  # characters a person may type
 MAX_STEPS = 64  # reduction steps shown

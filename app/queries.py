@@ -1,7 +1,8 @@
 """Data functions: one per page, each returning a plain dict that the page's template renders
 and its JSON twin returns as it is. They take the session as a keyword and never commit.
 
-Errors a person can fix raise ``BadRequest`` (400) or ``NotFound`` (404) with a message.
+Errors a person can fix raise ``BadRequest`` (400) or ``NotFound`` (404) with a message
+(``app.errors``).
 """
 
 from __future__ import annotations
@@ -16,20 +17,10 @@ from lambdascope.store import Checkpoint, DataProblem, Example, Label, MetricPoi
 from lambdascope.terms import ParseError, parse, redex_span
 
 from .aggregates import COMPARE_KINDS, Aggregates, iou_bins
-from .filters import MAX_ID, SORTS, ExampleFilter, count_sql, encode_cursor, join_kw, list_sql, sort_key_of
-
-
-class BadRequest(Exception):
-    status_code = 400
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-
-
-class NotFound(BadRequest):
-    status_code = 404
-
+from .errors import BadRequest, NotFound
+from .filters import SORTS, ExampleFilter, count_sql, encode_cursor, join_kw, list_sql, sort_key_of
+from .paging import FLOAT_KEY, TIME_KEY, Cursor
+from .params import MAX_ID
 
 # Metric names a trainer is likely to use, in the order curves are shown, with display titles.
 METRIC_TITLES = {
@@ -449,6 +440,7 @@ def queue_data(ck_id: int, *, session, after: int | None = None) -> dict[str, An
 # Compare
 
 
+COMPARE_CURSOR = Cursor(FLOAT_KEY)  # '<IoU change>,<example id>': the last row's
 # made once: a text() with its bind parameters parsed costs more than the query it runs
 COMPARE_EXAMPLES_SQL = text(
     "SELECT id, trace_identity, step_k, steps_total, term, gold_start, gold_end, term_len "
@@ -469,15 +461,8 @@ def compare_data(a_id: int, b_id: int, *, session, cache: Aggregates, kind: str 
     if a["eval_set_id"] != b["eval_set_id"]:
         raise BadRequest(f"checkpoints {a_id} and {b_id} were evaluated on different evaluation "
                          "sets; pick two of the same set")
-    cursor = None
-    if after:
-        try:
-            delta_text, id_text = after.rsplit(",", 1)
-            cursor = (float(delta_text), int(id_text))
-            if not math.isfinite(cursor[0]) or not 0 <= cursor[1] <= MAX_ID:
-                raise ValueError
-        except ValueError:
-            raise BadRequest(f"after: expected '<IoU change>,<example id>', got {after[:80]!r}") from None
+    cursor = COMPARE_CURSOR.decode(
+        after, malformed="after: expected '<IoU change>,<example id>', got {text}") if after else None
     cmp = cache.comparison(session, (a["id"], a["created_at"]), (b["id"], b["created_at"]))
     page, more = cmp.page(kind, order, cursor, limit)
     ids = [r[1] for r in page]
@@ -503,7 +488,7 @@ def compare_data(a_id: int, b_id: int, *, session, cache: Aggregates, kind: str 
         })
     sa = summary(a, session=session, cache=cache)
     sb = summary(b, session=session, cache=cache)
-    nxt = f"{page[-1][0]!r},{page[-1][1]}" if page and more else None
+    nxt = COMPARE_CURSOR.encode(page[-1][0], page[-1][1]) if page and more else None
     return {
         "a": {k: a[k] for k in ("id", "label", "step")} | {"exact_rate": sa["exact_rate"],
                                                            "mean_iou": sa["mean_iou"]},
@@ -538,17 +523,7 @@ LABELS_PAGE = 100  # labels a page lists unless ?limit= says otherwise
 MAX_LABELS_PAGE = 500
 
 
-def _label_cursor(text_value: str) -> tuple[dt.datetime, int]:
-    """``after``: '<created_at, ISO 8601>,<label id>' (the Older link's), or a 400."""
-    try:
-        when, id_text = text_value.rsplit(",", 1)
-        cursor = (dt.datetime.fromisoformat(when), int(id_text))
-        if not 1 <= cursor[1] <= MAX_ID or cursor[0].tzinfo is not None:  # stored naive, UTC
-            raise ValueError
-    except ValueError:
-        raise BadRequest(f"after: expected '<time>,<label id>' from an Older link, "
-                         f"got {text_value[:80]!r}") from None
-    return cursor
+LABELS_CURSOR = Cursor(TIME_KEY, first_id=1)  # '<created_at>,<label id>': the Older link's
 
 
 def labels_data(*, session, category: str | None = None, after: str | None = None,
@@ -560,7 +535,8 @@ def labels_data(*, session, category: str | None = None, after: str | None = Non
     if category:
         q = q.where(Label.category == category)
     if after:
-        when, label_id = _label_cursor(after)
+        when, label_id = LABELS_CURSOR.decode(
+            after, malformed="after: expected '<time>,<label id>' from an Older link, got {text}")
         q = q.where(or_(Label.created_at < when, and_(Label.created_at == when, Label.id < label_id)))
     rows = session.execute(q.order_by(Label.created_at.desc(), Label.id.desc()).limit(limit + 1)).all()
     more, rows = len(rows) > limit, rows[:limit]
@@ -568,4 +544,4 @@ def labels_data(*, session, category: str | None = None, after: str | None = Non
     last = rows[-1] if rows and more else None
     return {"labels": [dict(r._mapping) for r in rows], "counts": counts, "category": category,
             "total": sum(counts.values()), "after": after, "limit": limit,
-            "next": f"{last.created_at.isoformat()},{last.id}" if last is not None else None}
+            "next": LABELS_CURSOR.encode(last.created_at, last.id) if last is not None else None}

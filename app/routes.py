@@ -3,7 +3,6 @@ the same data function; the HTML handler only adds the template."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -14,51 +13,20 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from lambdascope.store import LABEL_CATEGORIES
 
 from . import queries as Q
-from .deps import (Cache, ExampleQuery, Models, ReadDB, SameOrigin, Templates, WriteDB, in_write_thread,
-                   refuse_page_numbers)
-from .filters import MAX_ID, SORTS
-from .labels import LabelError, add_label, delete_label, export_labels
+from .deps import Cache, ExampleQuery, Models, ReadDB, SameOrigin, Templates, WriteDB, in_write_thread
+from .errors import BadRequest, NotFound
+from .filters import SORTS
+from .labels import add_label, delete_label, export_labels
+from .paging import refuse_page_numbers
+from .params import IDENTITY, MAX_ID, check_identity, number, opt_id, opt_step, unset
 from .playground import MAX_INPUT, playground_data
 from .rendering import url
 
 router = APIRouter()
-IDENTITY = re.compile(r"[0-9A-Za-z_-]{1,32}")
 
 
 def as_json(data: Any, status_code: int = 200) -> JSONResponse:
     return JSONResponse(Q.finite(jsonable_encoder(data)), status_code=status_code)
-
-
-def opt_id(value: str | None, name: str) -> int | None:
-    """An optional id from the query string: empty means none; anything else must be a
-    positive integer."""
-    if value is None or value.strip() == "":
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        raise Q.BadRequest(f"{name}: expected an id (a positive integer), got {value[:40]!r}") from None
-    if not 1 <= n <= MAX_ID:
-        raise Q.BadRequest(f"{name}: no such id {n}")
-    return n
-
-
-def opt_step(value: str | None, name: str = "step") -> int | None:
-    if value is None or value.strip() == "":
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        raise Q.BadRequest(f"{name}: expected a step number, got {value[:40]!r}") from None
-    if not 0 <= n <= 1_000_000:
-        raise Q.BadRequest(f"{name}: expected a step number >= 0, got {n}")
-    return n
-
-
-def check_identity(identity: str) -> str:
-    if not IDENTITY.fullmatch(identity):
-        raise Q.BadRequest("a trace identity is 1 to 32 letters, digits, '-' or '_'")
-    return identity
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,7 +45,7 @@ def runs_page(request: Request, db: ReadDB, cache: Cache, tpl: Templates):
 
 def _run(run_id: int, db, cache, problems_reason: str | None) -> dict[str, Any]:
     if problems_reason is not None and len(problems_reason) > 64:
-        raise Q.BadRequest("problems_reason: at most 64 characters")
+        raise BadRequest("problems_reason: at most 64 characters")
     return Q.run_data(run_id, session=db, cache=cache, problems_reason=problems_reason or None)
 
 
@@ -117,7 +85,7 @@ def _examples_or_redirect(request: Request, f, db, cache, json: bool):
         latest = Q.latest_checkpoint_id(session=db)
         if latest is None:
             if json:
-                raise Q.NotFound("there are no checkpoints in this store yet")
+                raise NotFound("there are no checkpoints in this store yet")
             return None
         return RedirectResponse(url(request.url.path, f.params(ck=latest)), status_code=303)
     return Q.examples_data(f, session=db, cache=cache)
@@ -178,7 +146,7 @@ def _queue(db, ck: str | None, after: str | None) -> dict[str, Any]:
     if ck_id is None:
         ck_id = Q.latest_checkpoint_id(session=db)
         if ck_id is None:
-            raise Q.NotFound("there are no checkpoints in this store yet")
+            raise NotFound("there are no checkpoints in this store yet")
     return Q.queue_data(ck_id, session=db, after=opt_id(after, "after"))
 
 
@@ -203,7 +171,7 @@ def queue_page(request: Request, db: ReadDB, tpl: Templates, ck: str | None = No
 
 
 def _compare(request, db, cache, a, b, kind, order, after):
-    refuse_page_numbers(request)
+    refuse_page_numbers(request.query_params)
     return Q.compare_data(opt_id(a, "a"), opt_id(b, "b"), session=db, cache=cache,
                           kind=kind or "regressions", order=order or "change", after=after or None)
 
@@ -212,8 +180,8 @@ def _compare(request, db, cache, a, b, kind, order, after):
 def compare_json(request: Request, db: ReadDB, cache: Cache, a: str | None = None,
                  b: str | None = None, kind: str | None = None, order: str | None = None,
                  after: str | None = None):
-    if not (a and b):
-        raise Q.BadRequest("a and b: the two checkpoints to compare")
+    if unset(a) or unset(b):
+        raise BadRequest("a and b: the two checkpoints to compare")
     return as_json(_compare(request, db, cache, a, b, kind, order, after))
 
 
@@ -221,7 +189,7 @@ def compare_json(request: Request, db: ReadDB, cache: Cache, a: str | None = Non
 def compare_page(request: Request, db: ReadDB, cache: Cache, tpl: Templates, a: str | None = None,
                  b: str | None = None, kind: str | None = None, order: str | None = None,
                  after: str | None = None):
-    if not (a and b):
+    if unset(a) or unset(b):
         pair = Q.default_compare_pair(session=db)
         if pair is not None and not (a or b):
             return RedirectResponse(url("/compare", a=pair[0], b=pair[1]), status_code=303)
@@ -240,20 +208,15 @@ def _category(value: str | None) -> str | None:
     if value in (None, ""):
         return None
     if value not in LABEL_CATEGORIES:
-        raise Q.BadRequest(f"category: one of {', '.join(LABEL_CATEGORIES)}")
+        raise BadRequest(f"category: one of {', '.join(LABEL_CATEGORIES)}")
     return value
 
 
 def _labels(request: Request, db, category: str | None, after: str | None, limit: str | None):
-    refuse_page_numbers(request)
-    n = Q.LABELS_PAGE
-    if limit not in (None, ""):
-        try:
-            n = int(limit)
-        except ValueError:
-            raise Q.BadRequest(f"limit: expected a number of labels, got {limit[:20]!r}") from None
-        if not 1 <= n <= Q.MAX_LABELS_PAGE:
-            raise Q.BadRequest(f"limit: 1 to {Q.MAX_LABELS_PAGE} labels a page, got {n}")
+    refuse_page_numbers(request.query_params)
+    n = Q.LABELS_PAGE if limit in (None, "") else number(
+        limit, name="limit", lo=1, hi=Q.MAX_LABELS_PAGE, expected="expected a number of labels, got {text}",
+        out_of_range="{lo} to {hi} labels a page, got {value}")
     return Q.labels_data(session=db, category=_category(category), after=after or None, limit=n)
 
 
@@ -275,7 +238,7 @@ def labels_page(request: Request, db: ReadDB, tpl: Templates, category: str | No
 @router.get("/labels/export.{fmt}")
 def labels_export(fmt: str, db: ReadDB):
     if fmt not in ("jsonl", "csv"):
-        raise Q.NotFound(f"labels export: .jsonl or .csv, not .{fmt[:20]}")
+        raise NotFound(f"labels export: .jsonl or .csv, not .{fmt[:20]}")
     media = "application/x-ndjson" if fmt == "jsonl" else "text/csv"
     chunks = list(export_labels(db, fmt))  # read now, while the session is open
     return StreamingResponse(iter(chunks), media_type=f"{media}; charset=utf-8", headers={
@@ -324,10 +287,7 @@ async def labels_create(request: Request, _: SameOrigin, db: WriteDB, tpl: Templ
     def write() -> Response:
         check_identity(identity)
         _known_checkpoint(db, ck)  # refused before anything is written, not after
-        try:
-            add_label(db, trace_identity=identity, step_k=opt_step(step), category=category, note=note)
-        except LabelError as e:
-            raise Q.BadRequest(str(e)) from None
+        add_label(db, trace_identity=identity, step_k=opt_step(step), category=category, note=note)
         db.commit()
         return _after_label_write(request, db, tpl, identity, ck, next, queue == "1")
 
@@ -342,7 +302,7 @@ async def labels_delete(request: Request, label_id: int, _: SameOrigin, db: Writ
     def write() -> Response:
         _known_checkpoint(db, ck)  # refused before anything is deleted, not after
         if not (1 <= label_id <= MAX_ID and delete_label(db, label_id)):
-            raise Q.NotFound(f"no label {label_id}")
+            raise NotFound(f"no label {label_id}")
         db.commit()
         if identity and IDENTITY.fullmatch(identity):
             return _after_label_write(request, db, tpl, identity, ck, next, False)

@@ -4,7 +4,8 @@ import sqlite3
 
 import pytest
 
-from app.filters import (SORTS, ExampleFilter, FilterError, count_sql, decode_cursor, encode_cursor,
+from app.errors import BadRequest
+from app.filters import (SORTS, ExampleFilter, count_sql, decode_cursor, encode_cursor,
                          list_sql, parse_filter, where_sql)
 
 
@@ -50,7 +51,7 @@ def test_parse_filter(args, expected):
     ({"limit": "100000"}, "limit"),
 ])
 def test_parse_filter_rejects_with_a_message(args, mentions):
-    with pytest.raises(FilterError) as e:
+    with pytest.raises(BadRequest) as e:
         parse_filter(args)
     assert mentions in str(e.value)
 

@@ -1,0 +1,31 @@
+"""The dashboard's HTTP errors: what a person can fix (or should know) about a request, with a
+message for them. Everything in app/ raises these; ``main.create_app`` answers each with its
+status, as the error page or, for a ``.json`` twin, as ``{"error": message, "status": …}``."""
+
+from __future__ import annotations
+
+
+class HTTPError(Exception):
+    status_code = 500
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(HTTPError):
+    """A parameter that is wrong: the message names it."""
+
+    status_code = 400
+
+
+class Forbidden(HTTPError):
+    """A write refused (another site's page could have sent it, or the form token is stale)."""
+
+    status_code = 403
+
+
+class NotFound(HTTPError):
+    """No such run, checkpoint, trace or label."""
+
+    status_code = 404
