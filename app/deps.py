@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from lambdascope.predictor import ModelLoader
 
-from .aggregates import Aggregates
+from .cache import Aggregates
 from .errors import Forbidden
 from .filters import ExampleFilter, parse_filter
 from .paging import refuse_page_numbers

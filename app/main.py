@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from lambdascope.predictor import ModelLoader
 from lambdascope.store import make_engine, open_store
 
-from .aggregates import Aggregates, Warmer
+from .cache import Aggregates, Warmer
 from .errors import HTTPError
 from .rendering import Renderer
 from .security import SecurityMiddleware

@@ -17,7 +17,7 @@ from lambdascope.spans import is_normal_form
 from lambdascope.terms import ParseError, alpha_equivalent, contract_span, parse, print_term, \
     print_with_span, step
 
-from .aggregates import Memo
+from .cache import Memo
 from .errors import BadRequest
 from .queries import get_checkpoint
 

@@ -15,37 +15,18 @@ from sqlalchemy import and_, bindparam, func, or_, select, text
 
 from lambdascope.store import Checkpoint, DataProblem, Example, Label, MetricPoint, Rollout, Run, utcnow
 from lambdascope.terms import ParseError, parse, redex_span
+from lambdascope.vocabulary import (EVAL_CURVES, SPARKLINE_METRICS, SUMMARY_METRICS, RunStatus, iou_bins,
+                                    metric_order, metric_title)
 
-from .aggregates import COMPARE_KINDS, Aggregates, iou_bins
+from .cache import Aggregates
+from .comparison import COMPARE_KINDS
 from .errors import BadRequest, NotFound
-from .filters import SORTS, ExampleFilter, count_sql, encode_cursor, join_kw, list_sql, sort_key_of
+from .filters import SORTS, ExampleFilter, count_sql, encode_cursor, list_sql, sort_key_of
 from .paging import FLOAT_KEY, TIME_KEY, Cursor
 from .params import MAX_ID
+from .sql import LABELLED_SQL, join_kw
 
-# Metric names a trainer is likely to use, in the order curves are shown, with display titles.
-METRIC_TITLES = {
-    "loss": "loss", "train_loss": "training loss", "val_loss": "validation loss",
-    "eval_loss": "evaluation loss", "exact": "exact match", "exact_match": "exact match",
-    "mean_iou": "mean IoU", "iou": "mean IoU", "nf_f1": "normal-form F1",
-    "rollout_success": "rollout success", "tokens_per_s": "tokens/s", "tokens_per_sec": "tokens/s",
-    "nf_precision": "normal-form precision", "nf_recall": "normal-form recall",
-    "trace_accuracy": "trace accuracy", "mfu": "MFU", "lr": "learning rate",
-    "grad_norm": "gradient norm",
-}
-SPARKLINE_METRICS = ("loss", "train_loss", "val_loss", "eval_loss", "exact", "exact_match", "mean_iou")
-SUMMARY_METRICS = ("exact", "exact_match", "mean_iou", "nf_f1", "trace_accuracy", "rollout_success")
-EVAL_CURVES = ("exact", "exact_match", "mean_iou", "nf_f1", "nf_precision", "nf_recall",
-               "trace_accuracy", "rollout_success", "val_loss", "eval_loss", "mfu")
 CURVE_POINTS = 300  # a curve is downsampled to about this many points
-
-
-def metric_title(name: str) -> str:
-    return METRIC_TITLES.get(name, name.replace("_", " "))
-
-
-def _metric_order(name: str) -> tuple[int, str]:
-    order = list(METRIC_TITLES)
-    return (order.index(name) if name in order else len(order), name)
 
 
 def finite(x: Any) -> Any:
@@ -162,7 +143,7 @@ def liveness(run_id: int, status: str, times: list[Any], metric: str | None, *,
     writes every few seconds, found along the (run, name, step) index), and whether that is
     so long ago that its trainer has probably died: a killed trainer cannot mark its run
     (``--resume`` carries it on). Other runs: neither."""
-    if status != "running":
+    if status != RunStatus.RUNNING:
         return {"last_activity": None, "stale": False}
     if metric is not None:
         of_metric = (MetricPoint.run_id == run_id, MetricPoint.name == metric)
@@ -228,7 +209,7 @@ def run_data(run_id: int, *, session, cache: Aggregates, problems_reason: str | 
             if key in EVAL_CURVES and key not in names and isinstance(value, (int, float)) \
                     and not isinstance(value, bool) and math.isfinite(value):
                 curves.setdefault(key, []).append([ck["step"], value])
-    ordered = sorted(curves, key=_metric_order)
+    ordered = sorted(curves, key=metric_order)
     alive = liveness(run.id, run.status,
                      [run.started_at, run.updated_at] + [ck["created_at"] for ck in checkpoints[-1:]],
                      next((n for n in SPARKLINE_METRICS if n in names), None), session=session)
@@ -246,7 +227,7 @@ def run_data(run_id: int, *, session, cache: Aggregates, problems_reason: str | 
                 "started_at": run.started_at, "updated_at": run.updated_at,
                 "finished_at": run.finished_at, "message": run.message,
                 "eval_set_id": run.eval_set_id} | alive,
-        "live": run.status == "running",
+        "live": run.status == RunStatus.RUNNING,
         "curves": [{"name": n, "title": metric_title(n), "points": curves[n]} for n in ordered],
         "checkpoints": [{k: ck[k] for k in ("id", "step", "name", "created_at", "metrics", "label")}
                         for ck in checkpoints],
@@ -417,8 +398,7 @@ def trace_data(identity: str, *, session, ck_id: int | None = None) -> dict[str,
 
 
 QUEUE_SQL = ("FROM predictions p {join} examples e ON e.id = p.example_id "
-             "WHERE p.checkpoint_id = :ck AND p.exact = :f AND NOT EXISTS (SELECT 1 FROM labels l "
-             "WHERE l.trace_identity = e.trace_identity AND (l.step_k IS NULL OR l.step_k = e.step_k))")
+             f"WHERE p.checkpoint_id = :ck AND p.exact = :f AND NOT {LABELLED_SQL}")
 
 
 def queue_data(ck_id: int, *, session, after: int | None = None) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from lambdascope.spans import highlight, is_normal_form
 from lambdascope.store import utcnow
 
 from . import charts
-from .aggregates import COMPARE_KINDS
+from .comparison import COMPARE_KINDS
 from .labels import CATEGORY_TITLES
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import pytest
 
 from lambdascope.spans import span_iou
-from tests.app_store import client, fresh, fresh_client, seeded  # noqa: F401  (fixtures)
+from tests.app_helpers import SORT_KEYS, matches, pages, walk
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -78,68 +78,8 @@ def reference_rows(seeded, ck):
     return rows
 
 
-def matches(row, f: dict) -> bool:
-    if f.get("correct") == "right" and not row["exact"] or f.get("correct") == "wrong" and row["exact"]:
-        return False
-    if "iou_min" in f and not row["iou"] >= float(f["iou_min"]):
-        return False
-    if "iou_max" in f and not row["iou"] < float(f["iou_max"]):
-        return False
-    if "nf" in f and (row["gold"] == (0, 0)) != (f["nf"] == "1"):
-        return False
-    if "pred_nf" in f and (row["pred"] == (0, 0)) != (f["pred_nf"] == "1"):
-        return False
-    if "len_min" in f and row["len"] < int(f["len_min"]) or "len_max" in f and row["len"] > int(f["len_max"]):
-        return False
-    if "togo_min" in f and row["togo"] < int(f["togo_min"]) or "togo_max" in f and row["togo"] > int(f["togo_max"]):
-        return False
-    if "q" in f and f["q"] not in row["term"]:
-        return False
-    return True
-
-
-SORT_KEYS = {
-    "example": lambda r: r["id"], "iou": lambda r: (r["iou"], r["id"]),
-    "-iou": lambda r: (-r["iou"], -r["id"]), "len": lambda r: (r["len"], r["id"]),
-    "-len": lambda r: (-r["len"], -r["id"]), "togo": lambda r: (r["togo"], r["id"]),
-    "-togo": lambda r: (-r["togo"], -r["id"]), "conf": lambda r: (r["conf"], r["id"]),
-    "-conf": lambda r: (-r["conf"], -r["id"]),
-}
-
-
-def walk(client, params: dict) -> tuple[list[int], int]:
-    """All example ids of a filter, following the 'next' cursors; and the reported total."""
-    ids, total, after = [], None, None
-    for _ in range(1000):
-        r = client.get("/examples.json", params={**params, **({"after": after} if after else {})})
-        assert r.status_code == 200, r.text
-        d = r.json()
-        total = d["total"] if total is None else total
-        assert d["total"] == total
-        ids += [row["example_id"] for row in d["rows"]]
-        after = d["next"]
-        if after is None:
-            return ids, total
-    raise AssertionError("pagination does not end")
-
-
 # ---------------------------------------------------------------------------------------------
 # pages and their JSON twins
-
-
-def pages(seeded):
-    ident = seeded.regression[0]
-    return [
-        ("/", "/runs.json"), (f"/runs/{seeded.run_a}", f"/runs/{seeded.run_a}.json"),
-        (f"/runs/{seeded.run_b}", f"/runs/{seeded.run_b}.json"),
-        (f"/checkpoints/{seeded.ck1}", f"/checkpoints/{seeded.ck1}.json"),
-        (f"/examples?ck={seeded.ck1}&correct=wrong", f"/examples.json?ck={seeded.ck1}&correct=wrong"),
-        (f"/traces/{ident}?ck={seeded.ck2}", f"/traces/{ident}.json?ck={seeded.ck2}"),
-        (f"/traces/{ident}", f"/traces/{ident}.json"),
-        (f"/compare?a={seeded.ck1}&b={seeded.ck2}", f"/compare.json?a={seeded.ck1}&b={seeded.ck2}"),
-        ("/labels", "/labels.json"),
-        ("/playground?term=(λx.x x) (λy.y)", "/playground.json?term=(λx.x x) (λy.y)"),
-    ]
 
 
 def test_every_page_links_its_json_twin(client, seeded):
@@ -357,7 +297,7 @@ def test_compare_without_parameters_picks_the_latest_pair(client, seeded):
     assert r.status_code == 303 and r.headers["location"] == f"/compare?a={seeded.ck1}&b={seeded.ck2}"
 
 
-def test_playground(client, seeded, monkeypatch):
+def test_playground(client, seeded):
     d = client.get("/playground.json", params={"term": "(λx.λy.x y) (λz.z) w"}).json()
     assert d["canonical"] == "(λx.λy.x y) (λz.z) w"
     assert [s["term"] for s in d["reduction"]] == ["(λx.λy.x y) (λz.z) w", "(λy.(λz.z) y) w", "(λz.z) w", "w"]
@@ -366,26 +306,38 @@ def test_playground(client, seeded, monkeypatch):
     assert err["position"] == 5 and "')'" in err["expected"]
     html = client.get("/playground", params={"term": "(λx.x"}).text
     assert "     ^ expected &#39;)&#39;" in html
-    # a checkpoint whose file does not exist: the true reduction, and why the model is missing
+    # no model loader (a dashboard without the trainer): the true reduction, and why
     d = client.get("/playground.json", params={"term": "(λx.x) y", "ck": seeded.ck1}).json()
     assert d["model"] is None and "unavailable" in d["model_error"] and len(d["reduction"]) == 2
+    assert "without a model loader" in d["model_error"]
 
-    class Predictor:  # points at the true redex, except at step 1 where it claims normal form
-        def predict(self, term):
-            from lambdascope.terms import parse, redex_span
+    def missing_file(path):
+        raise FileNotFoundError(path)
 
-            s, e = redex_span(parse(term))
-            return (0, 0, 0.9, 0.9) if term == "(λy.(λz.z) y) w" else (s, e, 0.8, 0.7)
+    # a loader that cannot load the checkpoint's file: the same, saying so
+    state = client.app.state
+    try:
+        state.model_loader = missing_file
+        d = client.get("/playground.json", params={"term": "(λx.x) y", "ck": seeded.ck1}).json()
+        assert d["model"] is None and len(d["reduction"]) == 2
+        assert "unavailable: cannot load runs/run-a/" in d["model_error"] and "FileNotFoundError" in d["model_error"]
 
-    import app.playground
+        class Predictor:  # points at the true redex, except at step 1 where it claims normal form
+            def predict(self, term):
+                from lambdascope.terms import parse, redex_span
 
-    monkeypatch.setattr(app.playground, "load_predictor", lambda path: Predictor())
-    d = client.get("/playground.json", params={"term": "(λx.λy.x y) (λz.z) w", "ck": seeded.ck1}).json()
-    m = d["model"]
-    assert m["first_divergent_step"] == 1 and m["end"] == "claimed normal form too early"
-    assert [s["term"] for s in m["steps"]] == ["(λx.λy.x y) (λz.z) w", "(λy.(λz.z) y) w"]
-    html = client.get("/playground", params={"term": "(λx.λy.x y) (λz.z) w", "ck": seeded.ck1}).text
-    assert 'class="step diverged"' in html and "first divergence" in html
+                s, e = redex_span(parse(term))
+                return (0, 0, 0.9, 0.9) if term == "(λy.(λz.z) y) w" else (s, e, 0.8, 0.7)
+
+        state.model_loader = lambda path: Predictor()
+        d = client.get("/playground.json", params={"term": "(λx.λy.x y) (λz.z) w", "ck": seeded.ck1}).json()
+        m = d["model"]
+        assert m["first_divergent_step"] == 1 and m["end"] == "claimed normal form too early"
+        assert [s["term"] for s in m["steps"]] == ["(λx.λy.x y) (λz.z) w", "(λy.(λz.z) y) w"]
+        html = client.get("/playground", params={"term": "(λx.λy.x y) (λz.z) w", "ck": seeded.ck1}).text
+        assert 'class="step diverged"' in html and "first divergence" in html
+    finally:
+        state.model_loader = None  # the session's client, as it was
 
 
 def test_playground_refuses_huge_or_deep_input(client):
@@ -466,7 +418,7 @@ def test_json_errors_are_json(client):
 
 
 def test_warmer_precomputes_new_checkpoints(seeded):
-    from app.aggregates import Warmer
+    from app.cache import Warmer
     from tests.app_store import make_client
 
     c = make_client(seeded.url)

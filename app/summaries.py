@@ -1,0 +1,125 @@
+"""A checkpoint's summary: what its evaluation says as a whole. The IoU histogram, the
+normal-form confusion matrix with precision, recall and F1, and accuracy by term length and by
+steps to normal form, in the bins and slices of ``lambdascope.vocabulary`` (the trainer's). One
+grouped query over the checkpoint's predictions makes it; ``cache.Aggregates`` keeps it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+
+from lambdascope.vocabulary import IOU_EDGES, N_IOU_BINS, iou_bins, length_bucket_width, length_slice, togo_slice
+
+from .sql import GOLD_NF_SQL, PRED_NF_SQL, TOGO_SQL, join_kw
+
+
+def _histogram_sql() -> tuple[str, dict[str, float]]:
+    """Counts per bin of ``iou_bins()``: the bin of an IoU is the last edge at or below it
+    (``vocabulary.iou_bin``), in SQL."""
+    cases = " ".join(f"WHEN iou >= :e{i} THEN {i}" for i in range(N_IOU_BINS - 1, 0, -1))
+    return (f"SELECT CASE {cases} ELSE 0 END AS bin, count(*) AS n FROM predictions "
+            f"WHERE checkpoint_id = :ck GROUP BY bin",
+            {f"e{i}": IOU_EDGES[i] for i in range(1, N_IOU_BINS)})
+
+
+@dataclass
+class Slice:
+    """Accuracy over a slice of examples (a term-length bucket, a steps-to-go value)."""
+
+    lo: int
+    hi: int | None  # inclusive; None: and above
+    n: int = 0
+    exact: int = 0
+    iou_sum: float = 0.0
+
+    @property
+    def exact_rate(self) -> float | None:
+        return self.exact / self.n if self.n else None
+
+    @property
+    def mean_iou(self) -> float | None:
+        return self.iou_sum / self.n if self.n else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"lo": self.lo, "hi": self.hi, "n": self.n, "exact": self.exact,
+                "exact_rate": self.exact_rate, "mean_iou": self.mean_iou}
+
+
+@dataclass
+class CheckpointSummary:
+    n: int
+    exact: int
+    iou_sum: float
+    histogram: list[dict[str, Any]]  # lo, hi, n
+    confusion: dict[str, int]  # "gold_pred" for gold/pred normal form in {nf, redex}
+    by_length: list[Slice]
+    by_togo: list[Slice]
+    length_width: int
+    rollouts: int
+    rollout_success: int
+    rollout_nf: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n, "exact": self.exact,
+            "exact_rate": self.exact / self.n if self.n else None,
+            "mean_iou": self.iou_sum / self.n if self.n else None,
+            "iou_histogram": self.histogram, "nf_confusion": self.confusion,
+            "nf": nf_scores(self.confusion),
+            "by_term_length": [s.as_dict() for s in self.by_length],
+            "term_length_bucket": self.length_width,
+            "by_steps_to_go": [s.as_dict() for s in self.by_togo],
+            "rollouts": self.rollouts, "rollout_success": self.rollout_success,
+            "rollout_success_rate": self.rollout_success / self.rollouts if self.rollouts else None,
+            "rollout_reached_nf": self.rollout_nf,
+        }
+
+
+def nf_scores(c: dict[str, int]) -> dict[str, float | None]:
+    """Precision, recall and F1 of predicting normal form (the positive class)."""
+    tp, fp, fn = c.get("nf_nf", 0), c.get("redex_nf", 0), c.get("nf_redex", 0)
+    p = tp / (tp + fp) if tp + fp else None
+    r = tp / (tp + fn) if tp + fn else None
+    f1 = 2 * p * r / (p + r) if p and r else (0.0 if p is not None and r is not None else None)
+    return {"precision": p, "recall": r, "f1": f1}
+
+
+def compute_checkpoint_summary(session, ck: int) -> CheckpointSummary:
+    sql, params = _histogram_sql()
+    counts = dict(session.execute(text(sql), dict(params, ck=ck)).all())
+    histogram = [{"lo": lo, "hi": hi, "n": int(counts.get(i, 0))}
+                 for i, (lo, hi) in enumerate(iou_bins())]
+    rows = session.execute(text(
+        f"SELECT e.term_len, {TOGO_SQL} AS togo, {GOLD_NF_SQL} AS gnf, {PRED_NF_SQL} AS pnf, "
+        "count(*) AS n, sum(CASE WHEN p.exact THEN 1 ELSE 0 END) AS exact, sum(p.iou) AS iou "
+        f"FROM predictions p {join_kw(session.get_bind().dialect.name)} examples e ON e.id = p.example_id "
+        "WHERE p.checkpoint_id = :ck GROUP BY 1, 2, 3, 4"), {"ck": ck}).all()
+    max_len = max((r[0] for r in rows), default=0)
+    width = length_bucket_width(max_len)
+    by_len: dict[int, Slice] = {}  # by the lower end of the slice
+    by_togo: dict[int, Slice] = {}
+    confusion = {"nf_nf": 0, "nf_redex": 0, "redex_nf": 0, "redex_redex": 0}
+    n = exact = 0
+    iou_sum = 0.0
+    for term_len, togo, gnf, pnf, cnt, ex, iou in rows:
+        ex, iou = int(ex or 0), float(iou or 0.0)
+        n += cnt
+        exact += ex
+        iou_sum += iou
+        confusion[f"{'nf' if gnf else 'redex'}_{'nf' if pnf else 'redex'}"] += cnt
+        for slices, (lo, hi) in ((by_len, length_slice(term_len, width)), (by_togo, togo_slice(togo))):
+            s = slices.setdefault(lo, Slice(lo, hi))
+            s.n, s.exact, s.iou_sum = s.n + cnt, s.exact + ex, s.iou_sum + iou
+    ro = session.execute(text(
+        "SELECT count(*), sum(CASE WHEN success THEN 1 ELSE 0 END), "
+        "sum(CASE WHEN reached_normal_form THEN 1 ELSE 0 END) FROM rollouts "
+        "WHERE checkpoint_id = :ck"), {"ck": ck}).one()
+    return CheckpointSummary(
+        n=n, exact=exact, iou_sum=iou_sum, histogram=histogram, confusion=confusion,
+        by_length=[by_len[k] for k in sorted(by_len)], by_togo=[by_togo[k] for k in sorted(by_togo)],
+        length_width=width, rollouts=int(ro[0] or 0), rollout_success=int(ro[1] or 0),
+        rollout_nf=int(ro[2] or 0))
+
+
