@@ -1,15 +1,17 @@
 """The application's dependencies, as ``Annotated`` aliases: settings, a read session, a write
-session, the aggregate caches, the template renderer, the examples filter, and the cross-site
-check for writes. Those that do no blocking work are ``async def``: FastAPI would otherwise send
-each to a worker thread and back.
+session, the aggregate caches, the template renderer, the examples filter, the cross-site check
+for writes, and ``query(Args)``, a page's parameters as one dataclass. Those that do no blocking
+work are ``async def``: FastAPI would otherwise send each to a worker thread and back.
 
 Tests swap any of them with ``app.dependency_overrides``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
-from typing import Annotated, AsyncIterator, Callable, TypeVar
+import inspect
+from typing import Annotated, Any, AsyncIterator, Callable, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
@@ -128,3 +130,19 @@ async def get_example_filter(
 
 
 ExampleQuery = Annotated[ExampleFilter, Depends(get_example_filter)]
+
+
+def query(args: type[T]) -> Any:
+    """``Annotated[args, Depends(…)]``: the dataclass ``args`` made from the request, each field
+    a parameter of the same name (a path parameter if the route's path names it, else one of
+    the query string), declared once for a page and its JSON twin. Read by an ``async``
+    function with the dataclass's signature: a class as a dependency would be called in a
+    worker thread and back."""
+    assert dataclasses.is_dataclass(args)
+
+    async def read(**values: Any) -> T:
+        return args(**values)
+
+    read.__signature__ = inspect.signature(args, eval_str=True)
+    read.__name__ = f"read_{args.__name__}"
+    return Annotated[args, Depends(read)]

@@ -1,8 +1,15 @@
 """Routes. Every page ``P`` has a JSON twin ``P.json`` (``/`` has ``/runs.json``) answered from
-the same data function; the HTML handler only adds the template."""
+the same data function; the HTML handler only adds the template.
+
+The twins share one declaration of their parameters: a frozen dataclass per page (``TraceArgs``),
+each field a path or query parameter as the address names it (raw text: the page's function
+reads and checks it, so a parameter a person got wrong is a 400 that names it), which both
+handlers take as ``args: query(TraceArgs)``. A new parameter is a new field.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -13,7 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from lambdascope.store import LABEL_CATEGORIES
 
 from . import queries as Q
-from .deps import Cache, ExampleQuery, Models, ReadDB, SameOrigin, Templates, WriteDB, in_write_thread
+from .deps import Cache, ExampleQuery, Models, ReadDB, SameOrigin, Templates, WriteDB, in_write_thread, query
 from .errors import BadRequest, NotFound
 from .filters import SORTS
 from .labels import add_label, delete_label, export_labels
@@ -43,41 +50,52 @@ def runs_page(request: Request, db: ReadDB, cache: Cache, tpl: Templates):
     return tpl.render(request, "runs.html", Q.runs_data(session=db, cache=cache) | {"nav": "runs"})
 
 
-def _run(run_id: int, db, cache, problems_reason: str | None) -> dict[str, Any]:
-    if problems_reason is not None and len(problems_reason) > 64:
+@dataclass(frozen=True)
+class RunArgs:
+    run_id: int
+    problems_reason: str | None = None  # list only the data problems of this reason
+
+
+def _run(args: RunArgs, db, cache) -> dict[str, Any]:
+    reason = args.problems_reason
+    if reason is not None and len(reason) > 64:
         raise BadRequest("problems_reason: at most 64 characters")
-    return Q.run_data(run_id, session=db, cache=cache, problems_reason=problems_reason or None)
+    return Q.run_data(args.run_id, session=db, cache=cache, problems_reason=reason or None)
 
 
 @router.get("/runs/{run_id:int}.json")
-def run_json(run_id: int, db: ReadDB, cache: Cache, problems_reason: str | None = None):
-    return as_json(_run(run_id, db, cache, problems_reason))
+def run_json(args: query(RunArgs), db: ReadDB, cache: Cache):
+    return as_json(_run(args, db, cache))
 
 
 @router.get("/runs/{run_id:int}", response_class=HTMLResponse)
-def run_page(request: Request, run_id: int, db: ReadDB, cache: Cache, tpl: Templates,
-             problems_reason: str | None = None):
-    data = _run(run_id, db, cache, problems_reason)
-    return tpl.render(request, "run.html", data | {"nav": "runs"})
+def run_page(request: Request, args: query(RunArgs), db: ReadDB, cache: Cache, tpl: Templates):
+    return tpl.render(request, "run.html", _run(args, db, cache) | {"nav": "runs"})
 
 
 # ---------------------------------------------------------------------------------------------
 # Checkpoint
 
 
+@dataclass(frozen=True)
+class CheckpointArgs:
+    ck: int
+
+
 @router.get("/checkpoints/{ck:int}.json")
-def checkpoint_json(ck: int, db: ReadDB, cache: Cache):
-    return as_json(Q.checkpoint_data(ck, session=db, cache=cache))
+def checkpoint_json(args: query(CheckpointArgs), db: ReadDB, cache: Cache):
+    return as_json(Q.checkpoint_data(args.ck, session=db, cache=cache))
 
 
 @router.get("/checkpoints/{ck:int}", response_class=HTMLResponse)
-def checkpoint_page(request: Request, ck: int, db: ReadDB, cache: Cache, tpl: Templates):
+def checkpoint_page(request: Request, args: query(CheckpointArgs), db: ReadDB, cache: Cache,
+                    tpl: Templates):
     return tpl.render(request, "checkpoint.html",
-                      Q.checkpoint_data(ck, session=db, cache=cache) | {"nav": "runs"})
+                      Q.checkpoint_data(args.ck, session=db, cache=cache) | {"nav": "runs"})
 
 
 # ---------------------------------------------------------------------------------------------
-# Examples
+# Examples (their parameters: deps.get_example_filter, read into a filters.ExampleFilter)
 
 
 def _examples_or_redirect(request: Request, f, db, cache, json: bool):
@@ -112,11 +130,19 @@ def examples_page(request: Request, f: ExampleQuery, db: ReadDB, cache: Cache, t
 # Trace
 
 
-def _trace(identity: str, db, ck: str | None, step: str | None, queue: str | None) -> dict[str, Any]:
-    data = Q.trace_data(check_identity(identity), session=db, ck_id=opt_id(ck, "ck"))
-    focus = opt_step(step)
+@dataclass(frozen=True)
+class TraceArgs:
+    identity: str
+    ck: str | None = None  # the checkpoint whose predictions are shown
+    step: str | None = None  # the step to scroll to
+    queue: str | None = None  # 1: reached from the label queue (a Next link to its next item)
+
+
+def _trace(args: TraceArgs, db) -> dict[str, Any]:
+    data = Q.trace_data(check_identity(args.identity), session=db, ck_id=opt_id(args.ck, "ck"))
+    focus = opt_step(args.step)
     data["focus_step"] = focus if focus is not None and focus <= data["steps_total"] else None
-    data["queue"] = queue in ("1", "true", "yes") and data["checkpoint"] is not None
+    data["queue"] = args.queue in ("1", "true", "yes") and data["checkpoint"] is not None
     if data["queue"]:
         here = next((s for s in data["steps"] if s["step_k"] == data["focus_step"]), data["steps"][0])
         data["queue_next"] = url("/queue", ck=data["checkpoint"]["id"], after=here["example_id"])
@@ -124,41 +150,43 @@ def _trace(identity: str, db, ck: str | None, step: str | None, queue: str | Non
 
 
 @router.get("/traces/{identity}.json")
-def trace_json(identity: str, db: ReadDB, ck: str | None = None, step: str | None = None,
-               queue: str | None = None):
-    return as_json(_trace(identity, db, ck, step, queue))
+def trace_json(args: query(TraceArgs), db: ReadDB):
+    return as_json(_trace(args, db))
 
 
 @router.get("/traces/{identity}", response_class=HTMLResponse)
-def trace_page(request: Request, identity: str, db: ReadDB, tpl: Templates, ck: str | None = None,
-               step: str | None = None, queue: str | None = None):
-    data = _trace(identity, db, ck, step, queue)
-    return tpl.render(request, "trace.html", data | {"nav": "examples",
-                                                     "categories": LABEL_CATEGORIES})
+def trace_page(request: Request, args: query(TraceArgs), db: ReadDB, tpl: Templates):
+    return tpl.render(request, "trace.html", _trace(args, db) | {"nav": "examples",
+                                                                 "categories": LABEL_CATEGORIES})
 
 
 # ---------------------------------------------------------------------------------------------
 # Label queue
 
 
-def _queue(db, ck: str | None, after: str | None) -> dict[str, Any]:
-    ck_id = opt_id(ck, "ck")
+@dataclass(frozen=True)
+class QueueArgs:
+    ck: str | None = None  # by default the newest checkpoint
+    after: str | None = None  # an example id: the queue goes on after it
+
+
+def _queue(args: QueueArgs, db) -> dict[str, Any]:
+    ck_id = opt_id(args.ck, "ck")
     if ck_id is None:
         ck_id = Q.latest_checkpoint_id(session=db)
         if ck_id is None:
             raise NotFound("there are no checkpoints in this store yet")
-    return Q.queue_data(ck_id, session=db, after=opt_id(after, "after"))
+    return Q.queue_data(ck_id, session=db, after=opt_id(args.after, "after"))
 
 
 @router.get("/queue.json")
-def queue_json(db: ReadDB, ck: str | None = None, after: str | None = None):
-    return as_json(_queue(db, ck, after))
+def queue_json(args: query(QueueArgs), db: ReadDB):
+    return as_json(_queue(args, db))
 
 
 @router.get("/queue", response_class=HTMLResponse)
-def queue_page(request: Request, db: ReadDB, tpl: Templates, ck: str | None = None,
-               after: str | None = None):
-    data = _queue(db, ck, after)
+def queue_page(request: Request, args: query(QueueArgs), db: ReadDB, tpl: Templates):
+    data = _queue(args, db)
     nxt = data["next"]
     if nxt is not None:
         return RedirectResponse(url(f"/traces/{nxt['identity']}", ck=data["checkpoint"]["id"],
@@ -170,33 +198,44 @@ def queue_page(request: Request, db: ReadDB, tpl: Templates, ck: str | None = No
 # Compare
 
 
-def _compare(request, db, cache, a, b, kind, order, after):
+@dataclass(frozen=True)
+class CompareArgs:
+    a: str | None = None  # the two checkpoints
+    b: str | None = None
+    kind: str | None = None  # of change: comparison.COMPARE_KINDS
+    order: str | None = None  # 'change' (largest first) or '-change'
+    after: str | None = None  # cursor (paging.Cursor)
+
+    @property
+    def chosen(self) -> bool:
+        return not (unset(self.a) or unset(self.b))
+
+
+def _compare(request: Request, args: CompareArgs, db, cache) -> dict[str, Any]:
     refuse_page_numbers(request.query_params)
-    return Q.compare_data(opt_id(a, "a"), opt_id(b, "b"), session=db, cache=cache,
-                          kind=kind or "regressions", order=order or "change", after=after or None)
+    return Q.compare_data(opt_id(args.a, "a"), opt_id(args.b, "b"), session=db, cache=cache,
+                          kind=args.kind or "regressions", order=args.order or "change",
+                          after=args.after or None)
 
 
 @router.get("/compare.json")
-def compare_json(request: Request, db: ReadDB, cache: Cache, a: str | None = None,
-                 b: str | None = None, kind: str | None = None, order: str | None = None,
-                 after: str | None = None):
-    if unset(a) or unset(b):
+def compare_json(request: Request, args: query(CompareArgs), db: ReadDB, cache: Cache):
+    if not args.chosen:
         raise BadRequest("a and b: the two checkpoints to compare")
-    return as_json(_compare(request, db, cache, a, b, kind, order, after))
+    return as_json(_compare(request, args, db, cache))
 
 
 @router.get("/compare", response_class=HTMLResponse)
-def compare_page(request: Request, db: ReadDB, cache: Cache, tpl: Templates, a: str | None = None,
-                 b: str | None = None, kind: str | None = None, order: str | None = None,
-                 after: str | None = None):
-    if unset(a) or unset(b):
+def compare_page(request: Request, args: query(CompareArgs), db: ReadDB, cache: Cache,
+                 tpl: Templates):
+    if not args.chosen:
         pair = Q.default_compare_pair(session=db)
-        if pair is not None and not (a or b):
+        if pair is not None and not (args.a or args.b):
             return RedirectResponse(url("/compare", a=pair[0], b=pair[1]), status_code=303)
         return tpl.render(request, "compare.html", {
-            "nav": "compare", "choose": True, "a": {"id": opt_id(a, "a")}, "b": {"id": opt_id(b, "b")},
-            "checkpoints": Q.all_checkpoints(session=db)})
-    data = _compare(request, db, cache, a, b, kind, order, after)
+            "nav": "compare", "choose": True, "a": {"id": opt_id(args.a, "a")},
+            "b": {"id": opt_id(args.b, "b")}, "checkpoints": Q.all_checkpoints(session=db)})
+    data = _compare(request, args, db, cache)
     return tpl.render(request, "compare.html", data | {"nav": "compare", "choose": False})
 
 
@@ -204,32 +243,32 @@ def compare_page(request: Request, db: ReadDB, cache: Cache, tpl: Templates, a: 
 # Labels
 
 
-def _category(value: str | None) -> str | None:
-    if value in (None, ""):
-        return None
-    if value not in LABEL_CATEGORIES:
-        raise BadRequest(f"category: one of {', '.join(LABEL_CATEGORIES)}")
-    return value
+@dataclass(frozen=True)
+class LabelsArgs:
+    category: str | None = None  # one of store.LABEL_CATEGORIES, or all
+    after: str | None = None  # cursor (paging.Cursor)
+    limit: str | None = None  # labels a page
 
 
-def _labels(request: Request, db, category: str | None, after: str | None, limit: str | None):
+def _labels(request: Request, args: LabelsArgs, db) -> dict[str, Any]:
     refuse_page_numbers(request.query_params)
+    category, limit = args.category, args.limit
     n = Q.LABELS_PAGE if limit in (None, "") else number(
         limit, name="limit", lo=1, hi=Q.MAX_LABELS_PAGE, expected="expected a number of labels, got {text}",
         out_of_range="{lo} to {hi} labels a page, got {value}")
-    return Q.labels_data(session=db, category=_category(category), after=after or None, limit=n)
+    if category not in (None, "") and category not in LABEL_CATEGORIES:
+        raise BadRequest(f"category: one of {', '.join(LABEL_CATEGORIES)}")
+    return Q.labels_data(session=db, category=category or None, after=args.after or None, limit=n)
 
 
 @router.get("/labels.json")
-def labels_json(request: Request, db: ReadDB, category: str | None = None, after: str | None = None,
-                limit: str | None = None):
-    return as_json(_labels(request, db, category, after, limit))
+def labels_json(request: Request, args: query(LabelsArgs), db: ReadDB):
+    return as_json(_labels(request, args, db))
 
 
 @router.get("/labels", response_class=HTMLResponse)
-def labels_page(request: Request, db: ReadDB, tpl: Templates, category: str | None = None,
-                after: str | None = None, limit: str | None = None):
-    data = _labels(request, db, category, after, limit)
+def labels_page(request: Request, args: query(LabelsArgs), db: ReadDB, tpl: Templates):
+    data = _labels(request, args, db)
     return tpl.render(request, "labels.html", data | {
         "nav": "labels", "categories": LABEL_CATEGORIES,
         "limit_param": data["limit"] if data["limit"] != Q.LABELS_PAGE else None})
@@ -315,18 +354,24 @@ async def labels_delete(request: Request, label_id: int, _: SameOrigin, db: Writ
 # Playground
 
 
-def _playground(db, models, term: str | None, ck: str | None) -> dict[str, Any]:
-    return playground_data(term or "", opt_id(ck, "ck"), session=db, model_loader=models)
+@dataclass(frozen=True)
+class PlaygroundArgs:
+    term: str | None = None  # as typed
+    ck: str | None = None  # the checkpoint whose model reduces it too
+
+
+def _playground(args: PlaygroundArgs, db, models) -> dict[str, Any]:
+    return playground_data(args.term or "", opt_id(args.ck, "ck"), session=db, model_loader=models)
 
 
 @router.get("/playground.json")
-def playground_json(db: ReadDB, models: Models, term: str | None = None, ck: str | None = None):
-    return as_json(_playground(db, models, term, ck))
+def playground_json(args: query(PlaygroundArgs), db: ReadDB, models: Models):
+    return as_json(_playground(args, db, models))
 
 
 @router.get("/playground", response_class=HTMLResponse)
-def playground_page(request: Request, db: ReadDB, models: Models, tpl: Templates,
-                    term: str | None = None, ck: str | None = None):
-    data = _playground(db, models, term, ck)
+def playground_page(request: Request, args: query(PlaygroundArgs), db: ReadDB, models: Models,
+                    tpl: Templates):
+    data = _playground(args, db, models)
     return tpl.render(request, "playground.html", data | {
         "nav": "playground", "max_input": MAX_INPUT, "checkpoints": Q.all_checkpoints(session=db)})
