@@ -302,25 +302,25 @@ def is_redex(t: Term) -> bool:
     return isinstance(t, App) and isinstance(t.fn, Lam)
 
 
-def _node_spans(t: Term) -> list[tuple[tuple[int, int], tuple[int, ...]]]:
-    """Every redex of ``t`` as (its span in ``print_term(t)``, its path), in pre-order. A path
-    is a tuple of child indices: 0 = a function or a body, 1 = an argument."""
-    out: list[tuple[tuple[int, int], tuple[int, ...]]] = []
+def subterms(t: Term) -> list[tuple[tuple[int, int], tuple[int, ...], Term]]:
+    """Every node of ``t`` in pre-order: (its span in ``print_term(t)``, its path, the node). A
+    node's span is its own text, without the parentheses its parent puts around it (the
+    function of ``(λx.x) y`` is ``[1, 5)``; the application's own text starts at the ``(``).
+    A path is a tuple of child indices: 0 = a function or a body, 1 = an argument."""
+    out: list = []
     pos = 0
 
     def go(t: Term, path: tuple[int, ...]) -> None:
         nonlocal pos
+        slot, start = len(out), pos
+        out.append(None)
         if isinstance(t, Var):
             pos += len(t.name)
         elif isinstance(t, Lam):
             pos += len(t.var) + 2
             go(t.body, path + (0,))
         else:
-            start = pos
-            slot = None
             if isinstance(t.fn, Lam):
-                slot = len(out)
-                out.append(((start, -1), path))
                 pos += 1
                 go(t.fn, path + (0,))
                 pos += 1
@@ -333,11 +333,15 @@ def _node_spans(t: Term) -> list[tuple[tuple[int, int], tuple[int, ...]]]:
                 pos += 1
                 go(t.arg, path + (1,))
                 pos += 1
-            if slot is not None:
-                out[slot] = ((start, pos), path)
+        out[slot] = ((start, pos), path, t)
 
     go(t, ())
     return out
+
+
+def _node_spans(t: Term) -> list[tuple[tuple[int, int], tuple[int, ...]]]:
+    """Every redex of ``t`` as (its span in ``print_term(t)``, its path), in pre-order."""
+    return [(span, path) for span, path, node in subterms(t) if is_redex(node)]
 
 
 def redex_spans(t: Term) -> list[tuple[int, int]]:

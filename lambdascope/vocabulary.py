@@ -118,3 +118,24 @@ def slice_label(lo: int, hi: int | None) -> str:
     if hi is None:
         return f"{lo}+"
     return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Error kinds: why a prediction is what it is, one per prediction, the first that applies
+# (``lambdascope.diagnosis.error_kind``; docs/DESIGN.md, "Error kinds").
+
+ERROR_KINDS: dict[str, str] = {
+    "exact": "the predicted span is the gold span (normal form included)",
+    "false_nf": "claimed normal form, but the term has a redex",
+    "missed_nf": "the term is in normal form, but the model pointed at a span",
+    "inner_redex": "a redex inside the normal-order redex: a valid step, but not normal order",
+    "right_redex": "a redex to the right of the normal-order redex: a valid step, but not normal order",
+    "not_redex": "a subterm that is not a redex",
+    "not_subterm": "the span delimits no subterm",
+}
+ERROR_KIND_TITLES: dict[str, str] = {
+    "exact": "exact", "false_nf": "false normal form", "missed_nf": "missed normal form",
+    "inner_redex": "inner redex", "right_redex": "redex to the right", "not_redex": "not a redex",
+    "not_subterm": "not a subterm",
+}
+WRONG_KINDS = tuple(k for k in ERROR_KINDS if k != "exact")
