@@ -28,6 +28,7 @@ from lambdascope.store import make_engine, open_store
 from .cache import Aggregates, Warmer
 from .errors import HTTPError
 from .rendering import Renderer
+from .routes import router
 from .security import SecurityMiddleware
 from .settings import MAX_THREADS, Settings
 
@@ -52,8 +53,6 @@ def create_app(settings: Settings, *, model_loader: ModelLoader | None = None) -
     """The dashboard over ``settings.db_url``. ``model_loader`` turns a checkpoint path into a
     span predictor for the playground (``lambdascope.predictor``); without it the playground
     shows the true reduction alone and says why."""
-    from .routes import router
-
     if not 1 <= settings.threads <= MAX_THREADS:
         raise ValueError(f"threads: 1 to {MAX_THREADS}, got {settings.threads}")
 
