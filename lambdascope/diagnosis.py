@@ -60,3 +60,54 @@ class TermShape:
 def error_kind(term: Term | str, pred: Span) -> str:
     """The error kind of predicting ``pred`` on ``term`` (a term or its canonical text)."""
     return TermShape(term).kind(pred)
+
+
+_SHAPES: dict[str, TermShape] = {}
+_SHAPES_MAX = 20_000  # terms kept: those of wrong predictions only (see ``judge``)
+
+
+def shape_of(text: str) -> TermShape:
+    """``TermShape(text)``, kept: a store's evaluation set is judged at every checkpoint."""
+    shape = _SHAPES.get(text)
+    if shape is None:
+        if len(_SHAPES) >= _SHAPES_MAX:
+            _SHAPES.clear()
+        shape = _SHAPES[text] = TermShape(text)
+    return shape
+
+
+def judge(text: str, gold: Span, pred: Span) -> str:
+    """``error_kind(text, pred)`` where the gold span is known (a validated trace's, as the store
+    keeps it): the term is parsed only for a wrong span on a term with a redex, so judging a
+    good model's evaluation costs next to nothing."""
+    pred, gold = (int(pred[0]), int(pred[1])), (int(gold[0]), int(gold[1]))
+    if pred == gold:
+        return "exact"
+    if pred == NORMAL_FORM:
+        return "false_nf"
+    if gold == NORMAL_FORM:
+        return "missed_nf"
+    return shape_of(text).kind(pred)
+
+
+def rollout_outcome(path: list, *, success: bool, gold_steps: int, gold_normal_form: str | None) -> str:
+    """How a rollout ended (``lambdascope.vocabulary.ROLLOUT_OUTCOMES``), from what the store
+    keeps of it: its path ``[[term, [start, end]], …]`` (each term the model saw and the span it
+    chose), whether it succeeded, the gold number of steps and the gold normal form's text."""
+    from .terms import alpha_equivalent, contract_span
+
+    if success:
+        return "success"
+    if not path:
+        return "not_redex"
+    text, span = path[-1][0], (int(path[-1][1][0]), int(path[-1][1][1]))
+    t = parse(text)
+    if span == NORMAL_FORM:
+        if shape_of(text).gold != NORMAL_FORM:
+            return "false_nf"
+        same = gold_normal_form is not None and alpha_equivalent(t, parse(gold_normal_form))
+        return "other_path" if same else "other_nf"
+    if contract_span(t, span) is None:
+        return "not_redex"
+    # the span contracted, and the rollout stopped after it: past the step cap or too long
+    return "step_cap" if len(path) > 2 * gold_steps else "too_long"

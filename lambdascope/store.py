@@ -49,6 +49,7 @@ class Run(Base):
     validation: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # data report: counts by reason…
     eval_set_id: Mapped[int | None] = mapped_column(ForeignKey("eval_sets.id"))
     message: Mapped[str | None] = mapped_column(Text)  # why it failed or stopped
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # the trainer's last sign of life
 
     checkpoints: Mapped[list["Checkpoint"]] = relationship(back_populates="run", order_by="Checkpoint.step")
 
@@ -112,8 +113,10 @@ class Prediction(Base):
     end_conf: Mapped[float] = mapped_column(Float)
     iou: Mapped[float] = mapped_column(Float)
     exact: Mapped[bool] = mapped_column(Boolean)
+    error_kind: Mapped[str | None] = mapped_column(String(16))  # lambdascope.vocabulary.ERROR_KINDS
     __table_args__ = (
         Index("ix_predictions_exact", "checkpoint_id", "exact", "example_id"),
+        Index("ix_predictions_kind", "checkpoint_id", "error_kind", "example_id"),
         Index("ix_predictions_iou", "checkpoint_id", "iou", "example_id"),
         Index("ix_predictions_example", "example_id"),
     )
@@ -131,6 +134,7 @@ class Rollout(Base):
     gold_steps: Mapped[int]
     first_divergent_step: Mapped[int | None]  # first step whose predicted span differs from gold
     path: Mapped[list[Any]]  # [[term, [start, end]], …]: the model's own reduction
+    outcome: Mapped[str | None] = mapped_column(String(16))  # lambdascope.vocabulary.ROLLOUT_OUTCOMES
     __table_args__ = (Index("ix_rollouts_trace", "trace_identity"),)
 
 
@@ -285,8 +289,12 @@ def write_evaluation(session, *, run_id: int, eval_set_id: int, step: int, path:
                      name: str | None = None) -> int:
     """Insert one evaluation: the checkpoint row, all its predictions (dicts with example_id,
     pred_start, pred_end, start_conf, end_conf, iou, exact), rollouts (dicts with the Rollout
-    columns but checkpoint_id) and metric points (dicts with step, name, value). The caller
-    runs this inside one transaction, so a reader sees all of it or none of it."""
+    columns but checkpoint_id) and metric points (dicts with step, name, value). A prediction's
+    error kind and a rollout's outcome are judged here (``lambdascope.diagnosis``) when the rows
+    do not carry them: in the trainer's writer thread, off the training loop. The caller runs
+    this inside one transaction, so a reader sees all of it or none of it."""
+    if any("error_kind" not in p for p in predictions) or any("outcome" not in r for r in rollouts):
+        predictions, rollouts = judged(session, eval_set_id, predictions, rollouts)
     ck = Checkpoint(run_id=run_id, eval_set_id=eval_set_id, step=step, path=path, metrics=metrics,
                     name=name)
     session.add(ck)
@@ -300,3 +308,30 @@ def write_evaluation(session, *, run_id: int, eval_set_id: int, step: int, path:
         session.execute(MetricPoint.__table__.insert(),
                         [dict(m, run_id=run_id, time=utcnow()) for m in metric_points])
     return ck.id
+
+
+def judged(session, eval_set_id: int, predictions: list[dict[str, Any]],
+           rollouts: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows with ``error_kind`` and ``outcome`` filled in, from the evaluation set's examples
+    (their terms and gold spans, and each trace's gold normal form)."""
+    from sqlalchemy import select
+
+    from .diagnosis import judge, rollout_outcome
+
+    examples: dict[int, tuple[str, int, int]] = {}
+    gold_nf: dict[str, str] = {}
+    for eid, term, gs, ge, ident, k, total in session.execute(
+            select(Example.id, Example.term, Example.gold_start, Example.gold_end, Example.trace_identity,
+                   Example.step_k, Example.steps_total).where(Example.eval_set_id == eval_set_id)):
+        examples[eid] = (term, gs, ge)
+        if k == total:
+            gold_nf[ident] = term
+    def kind(p: dict[str, Any]) -> str | None:
+        ex = examples.get(p["example_id"])  # not of this set: the insert refuses it
+        return judge(ex[0], ex[1:], (p["pred_start"], p["pred_end"])) if ex else None
+
+    preds = [p if "error_kind" in p else dict(p, error_kind=kind(p)) for p in predictions]
+    outs = [r if "outcome" in r else dict(r, outcome=rollout_outcome(
+        r["path"], success=r["success"], gold_steps=r["gold_steps"],
+        gold_normal_form=gold_nf.get(r["trace_identity"]))) for r in rollouts]
+    return preds, outs

@@ -139,3 +139,20 @@ ERROR_KIND_TITLES: dict[str, str] = {
     "not_subterm": "not a subterm",
 }
 WRONG_KINDS = tuple(k for k in ERROR_KINDS if k != "exact")
+
+# How a rollout (the model reducing a trace by its own predictions) ended
+# (``lambdascope.diagnosis.rollout_outcome``).
+ROLLOUT_OUTCOMES: dict[str, str] = {
+    "success": "the gold normal form (up to α) in the gold number of steps",
+    "other_path": "the gold normal form (up to α) by another path: a different number of steps",
+    "other_nf": "a normal form that is not the gold one",
+    "false_nf": "claimed normal form at a term that has a redex",
+    "not_redex": "pointed at a span that is not a redex",
+    "step_cap": "took more than twice the gold number of steps",
+    "too_long": "the term grew past the length cap",
+}
+ROLLOUT_OUTCOME_TITLES: dict[str, str] = {
+    "success": "success", "other_path": "same normal form, another path", "other_nf": "another normal form",
+    "false_nf": "normal form claimed too early", "not_redex": "stopped at a non-redex",
+    "step_cap": "step cap", "too_long": "too long",
+}
