@@ -160,9 +160,7 @@ def build_small_store(url: str, n_traces: int = 40, seed: int = 11) -> Seeded:
 
 
 # ---------------------------------------------------------------------------------------------
-# pytest fixtures (imported by the tests/test_app_*.py modules)
-
-import pytest  # noqa: E402
+# a dashboard over a store (the fixtures seeded, client, fresh, fresh_client are in tests/conftest.py)
 
 
 def make_client(url: str, **settings):
@@ -177,25 +175,3 @@ def make_client(url: str, **settings):
 
         app = create_app(Settings(db_url=url, warm_caches=False, **settings))
         return TestClient(app, base_url="http://testserver")
-
-
-@pytest.fixture(scope="session")
-def seeded(tmp_path_factory) -> Seeded:
-    """A store that tests only read."""
-    return build_small_store(f"sqlite:///{tmp_path_factory.mktemp('store')}/store.db")
-
-
-@pytest.fixture(scope="session")
-def client(seeded):
-    return make_client(seeded.url)
-
-
-@pytest.fixture
-def fresh(tmp_path) -> Seeded:
-    """A store of its own, for a test that writes labels."""
-    return build_small_store(f"sqlite:///{tmp_path}/store.db")
-
-
-@pytest.fixture
-def fresh_client(fresh):
-    return make_client(fresh.url)

@@ -5,11 +5,8 @@ import json
 import re
 
 from lambdascope.cli import main
-from tests.app_store import build_small_store, fresh, fresh_client, make_client  # noqa: F401
-
-
-def csrf(c, identity):
-    return re.search(r'name="csrf" value="([0-9a-f]+)"', c.get(f"/traces/{identity}").text).group(1)
+from tests.app_helpers import csrf
+from tests.app_store import build_small_store, make_client
 
 
 def add(c, identity, step="", category="bad_gold", note="", **extra):

@@ -5,23 +5,10 @@ import re
 
 import pytest
 
-from tests import pgcluster
-from tests.app_store import build_small_store, make_client
-from tests.test_app_pages import SORT_KEYS, matches, pages, walk
+from tests.app_helpers import SORT_KEYS, matches, pages, walk
 
-reason = pgcluster.unavailable_reason()
-pytestmark = pytest.mark.skipif(reason is not None, reason=reason or "")
-
-
-@pytest.fixture(scope="module")
-def pg():
-    cluster = pgcluster.PgCluster().start()
-    try:
-        url = cluster.create_database("dashboard")
-        seeded = build_small_store(url)
-        yield seeded, make_client(url)
-    finally:
-        cluster.stop()
+# pg_seeded and pg_client (tests/conftest.py): the small seeded store in a database of its own in
+# the session's PostgreSQL cluster, and a dashboard over it; skipped where PostgreSQL cannot run.
 
 
 def rows_of(seeded, ck):
@@ -37,8 +24,8 @@ def rows_of(seeded, ck):
     return out
 
 
-def test_pages_over_postgres(pg):
-    seeded, c = pg
+def test_pages_over_postgres(pg_seeded, pg_client):
+    seeded, c = pg_seeded, pg_client
     for page, twin in pages(seeded):
         assert c.get(page).status_code == 200, page
         assert c.get(twin).status_code == 200, twin
@@ -47,16 +34,16 @@ def test_pages_over_postgres(pg):
 
 @pytest.mark.parametrize("sort", ["example", "iou", "-iou", "len", "-togo"])
 @pytest.mark.parametrize("f", [{}, {"correct": "wrong", "q": "λx"}, {"nf": "0", "len_min": "30"}])
-def test_filters_over_postgres(pg, f, sort):
-    seeded, c = pg
+def test_filters_over_postgres(pg_seeded, pg_client, f, sort):
+    seeded, c = pg_seeded, pg_client
     rows = rows_of(seeded, seeded.ck2)
     want = [r["id"] for r in sorted((r for r in rows if matches(r, f)), key=SORT_KEYS[sort])]
     ids, total = walk(c, {"ck": seeded.ck2, "sort": sort, "limit": "25", **f})
     assert total == len(want) and ids == want
 
 
-def test_compare_summary_queue_and_labels_over_postgres(pg):
-    seeded, c = pg
+def test_compare_summary_queue_and_labels_over_postgres(pg_seeded, pg_client):
+    seeded, c = pg_seeded, pg_client
     d = c.get(f"/compare.json?a={seeded.ck1}&b={seeded.ck2}").json()
     assert [(r["identity"], r["step_k"]) for r in d["rows"]] == [seeded.regression]
     s = c.get(f"/checkpoints/{seeded.ck1}.json").json()["summary"]
@@ -72,10 +59,10 @@ def test_compare_summary_queue_and_labels_over_postgres(pg):
     assert '"note": "pg"' in c.get("/labels/export.jsonl").text
 
 
-def test_nul_characters_are_refused_before_postgresql_sees_them(pg):
+def test_nul_characters_are_refused_before_postgresql_sees_them(pg_seeded, pg_client):
     """PostgreSQL cannot hold NUL in text: a %00 in any parameter, or a NUL in a label's note,
     is a 400 with a message, never a 500 from deep inside a query."""
-    seeded, c = pg
+    seeded, c = pg_seeded, pg_client
     for address in (f"/runs/{seeded.run_a}.json?problems_reason=a%00b", "/labels.json?category=%00",
                     f"/traces/{seeded.traces[0].identity}.json?step=%00"):
         r = c.get(address)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.app_store import XSS, client, fresh, fresh_client, make_client, seeded  # noqa: F401
+from tests.app_store import XSS, make_client
 
 ATTR = '" autofocus onfocus="alert(1)" x="'
 PAYLOADS = [XSS, ATTR, "</textarea><script>alert(2)</script>", "' onmouseover='alert(3)"]

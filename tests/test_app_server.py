@@ -8,8 +8,6 @@ import time
 import httpx
 import pytest
 
-from tests.app_store import fresh, seeded  # noqa: F401  (fixtures)
-
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 

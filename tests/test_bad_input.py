@@ -11,9 +11,7 @@ from sqlalchemy import select
 
 from lambdascope.cli import main
 from lambdascope.store import DataProblem, Label, Run, open_store
-from tests.app_store import client, fresh, fresh_client, seeded  # noqa: F401
-from tests.data.make_bad_corpus import good_lines
-from tests.test_check import EXPECTED
+from tests.data.make_bad_corpus import EXPECTED, good_lines
 
 BAD = Path(__file__).parent / "data" / "bad"
 GOOD_RECORDS = len(good_lines())
@@ -223,7 +221,7 @@ def test_every_route_has_bad_parameter_cases(client):
 
 def test_a_refused_ck_on_a_label_post_writes_nothing(fresh_client, fresh):
     """Before: the label was committed, then the bad ``ck`` of the htmx reply made a 4xx."""
-    from tests.test_app_labels import csrf
+    from tests.app_helpers import csrf
 
     ident = fresh.traces[0].identity
     for ck, status in (("abc", 400), ("999999", 404)):

@@ -17,7 +17,7 @@ STEPS, EVERY = 12, 2
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
+def traces_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "traces.jsonl"
     write_generated(path, 120, seed=11)
     return path
@@ -28,7 +28,7 @@ def newest_file_step(out_dir):
     return int(files[-1].stem.split("_")[1]) if files else None
 
 
-def test_kill_9_during_evaluation_writes_and_checkpoint_saves(tmp_path, data):
+def test_kill_9_during_evaluation_writes_and_checkpoint_saves(tmp_path, traces_file):
     seed = int(os.environ.get("LAMBDASCOPE_CRASH_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     db, out, log = f"sqlite:///{tmp_path}/store.db", tmp_path / "run", tmp_path / "events.log"
@@ -41,7 +41,7 @@ def test_kill_9_during_evaluation_writes_and_checkpoint_saves(tmp_path, data):
     for i, (section, nth, window) in enumerate(plan):
         before = newest_file_step(out)
         had = {int(f.stem.split("_")[1]) for f in out.glob("ckpt_*.pt")}
-        proc = start(train_command(data, db, out, steps=STEPS, eval_every=EVERY, resume=i > 0), log)
+        proc = start(train_command(traces_file, db, out, steps=STEPS, eval_every=EVERY, resume=i > 0), log)
         kill = kill_inside(proc, log, section, nth, rng, window)
         kills.append(kill)
         where = f"seed {seed}, kill {i + 1}: {kill}"
@@ -56,7 +56,7 @@ def test_kill_9_during_evaluation_writes_and_checkpoint_saves(tmp_path, data):
             assert kill.step in state["checkpoint_rows"], where
     # and the run goes on to its end
     before = newest_file_step(out)
-    proc = start(train_command(data, db, out, steps=STEPS, eval_every=EVERY, resume=True), log)
+    proc = start(train_command(traces_file, db, out, steps=STEPS, eval_every=EVERY, resume=True), log)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-3000:]
     assert resumed_from(err) == before

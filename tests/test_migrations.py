@@ -11,25 +11,15 @@ from sqlalchemy import text
 
 from lambdascope.migrate import current_revision, head_revision, upgrade
 from lambdascope.store import Base, make_engine, open_store
-from tests import pgcluster
-
-
-@pytest.fixture(scope="module")
-def pg():
-    reason = pgcluster.unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    cluster = pgcluster.PgCluster().start()
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request, tmp_path):
+    """An empty store of this test's own: SQLite, then a fresh database in the session's PostgreSQL
+    cluster (pg_url, tests/conftest.py; skipped where PostgreSQL cannot run)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/store.db"
-    cluster = request.getfixturevalue("pg")
-    return cluster.create_database(f"mig_{tmp_path.name[-20:].lower().replace('-', '_')}")
+    return request.getfixturevalue("pg_url")
 
 
 def index_names(engine) -> set[str]:

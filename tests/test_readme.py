@@ -13,9 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests import pgcluster
 from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,19 +54,11 @@ def test_readme_has_the_two_commands_and_a_command_reference():
     assert any(c.startswith("lambda_gen_rs/target/release/lambda-gen") for c in cmds)
 
 
-@pytest.fixture(scope="module")
-def pg_url():
-    """The README's PostgreSQL URL points at a throwaway cluster (None: PostgreSQL cannot run
-    here, and those commands are skipped)."""
-    if pgcluster.unavailable_reason():
-        yield None
-        return
-    cluster = pgcluster.PgCluster().start()
-    yield cluster.create_database("readme")
-    cluster.stop()
-
-
-def test_every_readme_command_runs(tmp_path, pg_url):
+def test_every_readme_command_runs(tmp_path, pg_url_or_none):
+    """The README's PostgreSQL URL points at a fresh database in the session's throwaway cluster
+    (pg_url_or_none, tests/conftest.py; None: PostgreSQL cannot run here, and those commands are
+    left out)."""
+    pg_url = pg_url_or_none
     (tmp_path / "lambda_gen_rs").symlink_to(ROOT / "lambda_gen_rs")
     env = dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
     ran = 0

@@ -3,24 +3,15 @@
 import subprocess
 import sys
 
-import pytest
 from sqlalchemy import func, select
 
 from lambdascope.store import Checkpoint, MetricPoint, Prediction, Rollout, Run, open_store
-from tests import pgcluster
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--d-ff", "32", "--threads", "1",
         "--batch-tokens", "1024", "--warmup-steps", "2", "--eval-traces", "10"]
 
-
-@pytest.fixture(scope="module")
-def pg_url():
-    reason = pgcluster.unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    cluster = pgcluster.PgCluster().start()
-    yield cluster.create_database("trainer")
-    cluster.stop()
+# pg_url (tests/conftest.py): a fresh database in the session's PostgreSQL cluster; a skip where
+# PostgreSQL cannot run.
 
 
 def train(*args):

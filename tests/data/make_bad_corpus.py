@@ -10,6 +10,21 @@ from lambdascope.generate import Options, make_trace, trace_records
 
 HERE = Path(__file__).parent / "bad"
 
+# file -> (reason, line) the validator must report; every other record must survive
+EXPECTED = {
+    "malformed_json": ("bad_json", 5),
+    "truncated_last_line": ("truncated_line", 15),
+    "missing_field": ("missing_field", 5),
+    "wrong_type": ("wrong_type", 5),
+    "span_out_of_bounds": ("span_out_of_bounds", 5),
+    "span_reversed": ("span_reversed", 5),
+    "utf8_byte_offsets": ("span_out_of_bounds", 4),
+    "nf_mid_trace": ("normal_form_mid_trace", 5),
+    "non_canonical": ("non_canonical_term", 5),
+    "missing_steps": ("missing_steps", 5),
+    "invalid_utf8": ("invalid_utf8", 5),
+}
+
 
 def good_lines() -> list[str]:
     opts = Options(seed=2024)
