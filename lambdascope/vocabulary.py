@@ -156,3 +156,12 @@ ROLLOUT_OUTCOME_TITLES: dict[str, str] = {
     "false_nf": "normal form claimed too early", "not_redex": "stopped at a non-redex",
     "step_cap": "step cap", "too_long": "too long",
 }
+
+# What an attention head may track, scored per head over a checkpoint's evaluation set: the mean
+# attention weight from each position to its partner (``lambdascope.structure``;
+# ``trainer.predict.Predictor.head_scores``).
+STRUCTURAL_SCORES: dict[str, str] = {
+    "binding": "from a bound variable to the λ that binds it",
+    "paren": "from a parenthesis to its match (both ways)",
+}
+STRUCTURAL_SCORE_TITLES: dict[str, str] = {"binding": "variable → its λ", "paren": "parenthesis → its match"}

@@ -61,14 +61,26 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.dropout = cfg.dropout
 
-    def forward(self, x, cos, sin, attn_mask):
+    def forward(self, x, cos, sin, attn_mask, return_attention: bool = False):
+        """The attended values; with ``return_attention`` also the weights ``(B, H, T, T)``
+        (row: a query position, over the keys), computed explicitly as softmax(q k^T / sqrt(hd))
+        instead of the fused kernel, which never materialises them (training never asks)."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, hd)
         q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
-                                           dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+        if not return_attention:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                               dropout_p=self.dropout if self.training else 0.0)
+            return self.proj(y.transpose(1, 2).reshape(B, T, C))
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])  # (B, H, T, T)
+        if attn_mask is not None:
+            scores = scores.masked_fill(~attn_mask, float("-inf"))
+        att = torch.softmax(scores.float(), dim=-1).to(v.dtype)
+        if self.training and self.dropout:
+            att = F.dropout(att, self.dropout)
+        y = att @ v
+        return self.proj(y.transpose(1, 2).reshape(B, T, C)), att
 
 
 class Block(nn.Module):
@@ -80,7 +92,11 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Linear(cfg.d_ff, cfg.d_model),
                                  nn.Dropout(cfg.dropout))
 
-    def forward(self, x, cos, sin, attn_mask):
+    def forward(self, x, cos, sin, attn_mask, return_attention: bool = False):
+        if return_attention:
+            a, att = self.attn(self.ln1(x), cos, sin, attn_mask, return_attention=True)
+            x = x + a
+            return x + self.mlp(self.ln2(x)), att
         x = x + self.attn(self.ln1(x), cos, sin, attn_mask)
         return x + self.mlp(self.ln2(x))
 
@@ -133,11 +149,13 @@ class SpanModel(nn.Module):
         depth = opens.cumsum(1) - closes.cumsum(1) + closes
         return depth.clamp(0, self.cfg.max_depth - 1)
 
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor,
-                starts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, starts: torch.Tensor | None = None,
+                return_attention: bool = False):
         """ids, mask: (B, T); starts: (B,) token positions or None. Returns start logits (B, T)
         and end logits given ``starts`` (B, T), or given every start (B, T, T) when ``starts``
-        is None; -inf where mask is False."""
+        is None; -inf where mask is False. With ``return_attention`` a third item: every
+        layer's attention weights, ``(n_layer, B, n_head, T, T)`` (query row over key
+        columns), computed explicitly; without it (training, decoding) the fused kernel runs."""
         B, T = ids.shape
         x = self.tok(ids)  # (B, T, C)
         if self.depth is not None:
@@ -147,8 +165,13 @@ class SpanModel(nn.Module):
         cos, sin = angles.cos(), angles.sin()  # (T, hd/2)
         # padded keys are never attended to; a batch without padding needs no mask
         attn_mask = None if bool(mask.all()) else mask[:, None, None, :]  # (B, 1, 1, T)
+        weights = []
         for block in self.blocks:
-            x = block(x, cos, sin, attn_mask)
+            if return_attention:
+                x, att = block(x, cos, sin, attn_mask, return_attention=True)
+                weights.append(att)
+            else:
+                x = block(x, cos, sin, attn_mask)
         x = self.ln_f(x)
         logits = self.head(x).float()  # (B, T, 2)
         start, end_bias = logits[..., 0], logits[..., 1]
@@ -160,7 +183,10 @@ class SpanModel(nn.Module):
         neg = float("-inf")
         start = start.masked_fill(~mask, neg)
         end = end.masked_fill(~mask[:, None, :], neg)
-        return start, (end.squeeze(1) if starts is not None else end)
+        end = end.squeeze(1) if starts is not None else end
+        if return_attention:
+            return start, end, torch.stack(weights)
+        return start, end
 
 
 def span_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, mask: torch.Tensor,
