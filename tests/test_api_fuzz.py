@@ -14,7 +14,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from app.deps import Settings
+from app.settings import Settings
 from app.main import create_app
 from tests.app_store import build_small_store
 

@@ -151,12 +151,12 @@ def test_host_check_without_token(seeded):
 
 
 def test_serve_refuses_a_public_host_without_a_token(monkeypatch, capsys):
-    from app.cli import serve_settings
-    from lambdascope.cli import UsageError, main
+    from app.settings import SettingsError, serve_settings
+    from lambdascope.cli import main
 
     monkeypatch.delenv("LAMBDASCOPE_TOKEN", raising=False)
     for host in ("0.0.0.0", "192.168.1.5", "::"):
-        with pytest.raises(UsageError, match="token"):
+        with pytest.raises(SettingsError, match="token"):
             serve_settings("x.db", host, None)
     assert main(["serve", "--db", "x.db", "--host", "0.0.0.0"]) == 2
     assert "token" in capsys.readouterr().err
@@ -167,12 +167,12 @@ def test_serve_refuses_a_public_host_without_a_token(monkeypatch, capsys):
     monkeypatch.delenv("LAMBDASCOPE_TOKEN")
     local = serve_settings("x.db", "127.0.0.1", None)
     assert local.token is None and "localhost" in local.allowed_hosts
-    with pytest.raises(UsageError):
+    with pytest.raises(SettingsError):
         serve_settings("x.db", "0.0.0.0", "short")
 
 
 def test_worker_processes_share_the_settings(monkeypatch):
-    from app.cli import SETTINGS_ENV, serve_settings, settings_from_env, settings_to_env
+    from app.settings import SETTINGS_ENV, serve_settings, settings_from_env, settings_to_env
 
     s = serve_settings("some.db", "0.0.0.0", "a-long-enough-token", threads=5)
     monkeypatch.setenv(SETTINGS_ENV, settings_to_env(s))

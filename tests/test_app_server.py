@@ -15,7 +15,7 @@ def most_handlers_at_once(url: str, monkeypatch, threads: int | None, clients: i
     """Send ``clients`` requests at once to a real app (its lifespan run) whose runs page takes
     40 ms, and count how many of its handlers ran at the same moment."""
     from app import queries
-    from app.deps import Settings
+    from app.settings import Settings
     from app.main import create_app
 
     lock, now, most = threading.Lock(), [0], [0]
@@ -71,7 +71,7 @@ def test_serve_refuses_a_bad_thread_count(value, message, capsys):
 
 
 def test_create_app_refuses_a_bad_thread_count(seeded):
-    from app.deps import Settings
+    from app.settings import Settings
     from app.main import create_app
 
     with pytest.raises(ValueError, match="threads: 1 to 64, got 0"):
@@ -84,7 +84,7 @@ def test_a_label_write_waiting_for_the_lock_does_not_stop_the_pages(fresh):
     the label is written once the lock is free."""
     import sqlite3
 
-    from app.deps import Settings
+    from app.settings import Settings
     from app.main import create_app
 
     settings = Settings(db_url=fresh.url, warm_caches=False, threads=1)
@@ -125,7 +125,7 @@ def test_starting_compiles_the_templates_and_freezes_what_it_made(seeded):
     of the collector's full collections (60 ms each before, under bench_dashboard's load)."""
     import gc
 
-    from app.deps import Settings
+    from app.settings import Settings
     from app.main import create_app
 
     app = create_app(Settings(db_url=seeded.url, warm_caches=False))

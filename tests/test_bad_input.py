@@ -82,7 +82,7 @@ def test_train_command_on_an_empty_file_is_a_clear_error(tmp_path, capsys):
     # an empty file among others is only reported by `check`, and loses nothing
     good = tmp_path / "good.jsonl"
     good.write_text("\n".join(good_lines()) + "\n", encoding="utf-8")
-    from lambdascope.cli import expand_data_paths
+    from lambdascope.traces import expand_data_paths
 
     assert expand_data_paths([str(BAD / "empty.jsonl"), str(good)]) == [BAD / "empty.jsonl", good]
 

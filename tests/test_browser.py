@@ -50,7 +50,7 @@ def browser():
 def server(tmp_path_factory):
     import uvicorn
 
-    from app.deps import Settings
+    from app.settings import Settings
     from app.main import create_app
 
     seeded = build_small_store(f"sqlite:///{tmp_path_factory.mktemp('browser')}/store.db")

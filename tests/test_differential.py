@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from lambdascope.cli import find_generator
+from lambdascope.commands.common import find_generator
 from lambdascope.generate import Options, generate, trace_records
 
 EXE = find_generator()

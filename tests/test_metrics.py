@@ -76,9 +76,11 @@ def test_step_exact_and_nf():
 
 
 def test_histogram_buckets_and_trace_accuracy():
-    assert iou_histogram([0.0, 0.05, 0.5, 0.99, 1.0, 1.0]) == [2, 0, 0, 0, 0, 1, 0, 0, 0, 3]
-    assert length_bucket(0) == "0-31" and length_bucket(63) == "32-63" and length_bucket(192) == "192+"
-    assert [steps_left_bucket(k) for k in (0, 1, 4, 5, 7, 8, 40)] == ["0", "1", "4", "5-7", "5-7", "8-15", "32+"]
+    # the dashboard's bins: ten below 1, and IoU exactly 1 (an exact match) on its own
+    assert iou_histogram([0.0, 0.05, 0.5, 0.99, 1.0, 1.0]) == [2, 0, 0, 0, 0, 1, 0, 0, 0, 1, 2]
+    assert iou_histogram([0.3]) == [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]  # 0.3 is the edge of the bar's link
+    assert length_bucket(0, 20) == "0-19" and length_bucket(63, 20) == "60-79" and length_bucket(5, 1) == "5"
+    assert [steps_left_bucket(k) for k in (0, 1, 4, 15, 16, 40)] == ["0", "1", "4", "15", "16+", "16+"]
     by = accuracy_by(["32-63", "0-31", "32-63"], [True, False, False])
     assert list(by) == ["0-31", "32-63"]
     assert by["32-63"] == {"n": 2, "exact": 0.5}

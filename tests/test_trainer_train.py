@@ -11,7 +11,8 @@ from lambdascope.store import Checkpoint, DataProblem, Example, Label, MetricPoi
 from lambdascope.traces import trace_identity
 from trainer.config import TrainConfig, TrainError
 from trainer.data import split_of
-from trainer.train import checkpoint_files, train
+from trainer.checkpoints import checkpoint_files
+from trainer.train import train
 
 from .trainer_helpers import TINY, trace_of, write_generated, write_records
 
@@ -66,7 +67,7 @@ def test_too_many_invalid_records_stop_the_run_before_training(tmp_path, data):
     n_bad = len(lines) // 20  # 5%
     bad_at = set(range(0, len(lines), len(lines) // n_bad))
     broken.write_text("\n".join("{oops" if i in bad_at else x for i, x in enumerate(lines)) + "\n")
-    with pytest.raises(TrainError, match="above --max-invalid"):
+    with pytest.raises(TrainError, match="above max_invalid"):  # the library names the field
         train(config(tmp_path, broken, name="bad"))
     with session(tmp_path) as s:
         run = s.scalar(select(Run).where(Run.name == "bad"))
@@ -247,3 +248,45 @@ def test_bad_flags_exit_2_with_one_line(argv, capsys):
 def test_missing_data_file_is_a_usage_error(tmp_path, capsys):
     rc = main(["train", "--data", str(tmp_path / "nope.jsonl"), "--db", str(tmp_path / "s.db")])
     assert rc == 2 and "no such file" in capsys.readouterr().err
+
+
+def test_configuration_errors_name_fields_in_the_library_and_flags_on_the_command_line(tmp_path, data, capsys):
+    from trainer.config import ConfigError
+
+    path, _ = data
+    with pytest.raises(ConfigError) as e:
+        train(config(tmp_path, path, name="x", run_name=None, out_dir=None, resume=True))
+    assert str(e.value) == "resume needs run_name or out_dir to find the run"
+    with pytest.raises(ConfigError, match="d_model 30 must split into n_head 4 heads of even width"):
+        train(config(tmp_path, path, d_model=30, n_head=4))
+    train(config(tmp_path, path, name="taken", steps=1, eval_every="1"))
+    with pytest.raises(ConfigError, match="a run named 'taken' is already in the store: pass resume"):
+        train(config(tmp_path, path, name="taken", out_dir=str(tmp_path / "elsewhere")))
+    capsys.readouterr()
+    for argv, message in [
+        (["--resume"], "--resume needs --run-name or --out-dir to find the run"),
+        (["--d-model", "30", "--n-head", "4"], "--d-model 30 must split into --n-head 4 heads of even width"),
+        (["--run-name", "taken", "--out-dir", str(tmp_path / "again")],
+         "a run named 'taken' is already in the store: pass --resume to continue it, or another --run-name"),
+        (["--run-name", "taken", "--out-dir", str(tmp_path / "taken")], "already holds checkpoints: pass --resume"),
+    ]:
+        rc = main(["train", "--data", str(path), "--db", str(tmp_path / "store.db"), "--steps", "1", *argv])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and err[0].startswith("lambdascope train: error: "), (argv, err)
+        assert message in err[0], (argv, err)
+
+
+def test_the_trainer_and_the_dashboard_share_the_iou_bins_and_slices(tmp_path, data):
+    """The checkpoint's stored histogram is the dashboard's, bin for bin (lambdascope.vocabulary)."""
+    from app.summaries import compute_checkpoint_summary
+    from lambdascope.vocabulary import slice_label
+
+    path, _ = data
+    train(config(tmp_path, path, name="bins"))
+    with session(tmp_path) as s:
+        for ck in s.scalars(select(Checkpoint)):
+            shown = compute_checkpoint_summary(s, ck.id).as_dict()
+            assert [b["n"] for b in shown["iou_histogram"]] == ck.metrics["iou_hist"]
+            assert ck.metrics["length_bucket"] == shown["term_length_bucket"]
+            stored = {k: v["n"] for k, v in ck.metrics["by_length"].items()}
+            assert stored == {slice_label(b["lo"], b["hi"]): b["n"] for b in shown["by_term_length"]}
