@@ -3,7 +3,8 @@ and then served from memory.
 
 A checkpoint's evaluation is written in one transaction (``store.write_evaluation``) and never
 changes afterwards, so whatever is computed from its predictions and its (fixed) evaluation set
-stays true: its summary (``summaries``) and a comparison of two checkpoints (``comparison``).
+stays true: its summary (``summaries``), its counts by error kind (in the summary, and on its
+run's page for every checkpoint) and a comparison of two checkpoints (``comparison``).
 Each is computed on first use (one grouped query, tens of milliseconds on 100,000 predictions)
 and then served from memory; the examples page's total counts are cached the same way, keyed by
 the filter (and by the labels' version when the filter reads labels), and so are the runs'
@@ -22,7 +23,7 @@ from sqlalchemy import select
 from lambdascope.store import Checkpoint
 
 from .comparison import Comparison, compute_comparison, compute_vector
-from .summaries import compute_checkpoint_summary
+from .summaries import compute_checkpoint_summary, kind_counts
 
 
 class Memo:
@@ -62,6 +63,7 @@ class Aggregates:
 
     def __init__(self) -> None:
         self.summaries = Memo(64)
+        self.kinds = Memo(4096)  # small: seven counts a checkpoint
         self.vectors = Memo(24)
         self.comparisons = Memo(32)
         self.counts = Memo(4096)
@@ -69,15 +71,19 @@ class Aggregates:
         self.sparkline_metric: dict[int, str] = {}  # run id -> the metric its sparkline shows
 
     def clear(self) -> None:
-        for memo in (self.summaries, self.vectors, self.comparisons, self.counts, self.curves):
+        for memo in (self.summaries, self.kinds, self.vectors, self.comparisons, self.counts, self.curves):
             memo.clear()
         self.sparkline_metric.clear()
 
     def summary(self, session, ck: int, stamp: Hashable) -> dict[str, Any]:
         """The summary of a checkpoint (``CheckpointSummary.as_dict``; read-only). ``stamp``
         tells checkpoints apart if an id is ever reused (its creation time)."""
-        return self.summaries.get((ck, stamp),
-                                  lambda: compute_checkpoint_summary(session, ck).as_dict())
+        return self.summaries.get((ck, stamp), lambda: compute_checkpoint_summary(
+            session, ck, kinds=self.kind_counts(session, ck, stamp)).as_dict())
+
+    def kind_counts(self, session, ck: int, stamp: Hashable) -> dict[str, int]:
+        """The checkpoint's predictions by error kind (``summaries.kind_counts``; read-only)."""
+        return self.kinds.get((ck, stamp), lambda: kind_counts(session, ck))
 
     def comparison(self, session, a: tuple[int, Hashable], b: tuple[int, Hashable]) -> Comparison:
         def compute() -> Comparison:

@@ -108,3 +108,35 @@ def histogram(counts: Sequence[int], width: int = 520, height: int = 200,
              for t in nice_ticks(0, top_count, 3) if t <= top_count]
     return {"width": width, "height": height, "left": left, "top": top, "plot_w": w, "plot_h": h,
             "bottom": top + h, "bars": bars, "y_ticks": ticks}
+
+
+def stacked_shares(columns: Sequence[Sequence[int]], width: int = 560, height: int = 200,
+                   max_labels: int = 12) -> dict[str, Any]:
+    """One bar per column (a checkpoint), its counts stacked bottom to top in their order, each
+    segment as tall as its share of the column's total (every bar reaches 100%, an empty one
+    draws nothing). At most about ``max_labels`` columns are labelled below the axis, evenly,
+    the last always."""
+    left, right, top, bottom = 40, 8, 10, 34
+    w, h = width - left - right, height - top - bottom
+    n = len(columns)
+    slot = w / max(n, 1)
+    bar_w = min(slot * 0.78, 56.0)
+    stride = max(1, math.ceil(n / max_labels))
+    bars = []
+    for i, counts in enumerate(columns):
+        total = sum(counts)
+        x = left + i * slot + (slot - bar_w) / 2
+        y = float(top + h)
+        segments = []
+        for j, c in enumerate(counts):
+            share = c / total if total else 0.0
+            seg_h = share * h
+            y -= seg_h
+            if c:
+                segments.append({"j": j, "y": round(y, 2), "h": round(seg_h, 2), "n": c, "share": share})
+        bars.append({"i": i, "x": round(x, 1), "w": round(bar_w, 1), "total": total,
+                     "label_x": round(left + (i + 0.5) * slot, 1), "labelled": (n - 1 - i) % stride == 0,
+                     "segments": segments})
+    ticks = [{"y": round(top + h - t * h, 1), "label": f"{round(t * 100)}%"} for t in (0, 0.25, 0.5, 0.75, 1)]
+    return {"width": width, "height": height, "left": left, "top": top, "plot_w": w, "plot_h": h,
+            "bottom": top + h, "bars": bars, "y_ticks": ticks}

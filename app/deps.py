@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import anyio
 import anyio.to_thread
 from anyio.lowlevel import RunVar
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
 from lambdascope.predictor import ModelLoader
@@ -120,10 +120,11 @@ async def get_example_filter(
     len_min: str | None = None, len_max: str | None = None, togo_min: str | None = None,
     togo_max: str | None = None, labelled: str | None = None, q: str | None = None,
     sort: str | None = None, after: str | None = None, before: str | None = None,
-    limit: str | None = None,
+    limit: str | None = None, kind: Annotated[list[str] | None, Query()] = None,
 ) -> ExampleFilter:
     """The examples filter from the query string (every parameter optional, empty = unset);
-    a parameter a person got wrong is a 400 naming it."""
+    a parameter a person got wrong is a 400 naming it. ``kind`` may be repeated (several error
+    kinds, any of which matches: ``filters.KIND_HELP``)."""
     args = {k: v for k, v in locals().items() if v is not None and k != "request"}
     refuse_page_numbers(request.query_params)
     return parse_filter(args)

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping
 
+from lambdascope.vocabulary import ERROR_KIND_TITLES, ERROR_KINDS
+
 from .errors import BadRequest
 from .paging import FLOAT_KEY, INT_KEY, Cursor
 from .params import MAX_ID, number
@@ -22,6 +24,9 @@ from .sql import GOLD_NF_SQL, LABELLED_SQL, PRED_NF_SQL, TOGO_SQL, join_kw
 MAX_TERM_QUERY = 200  # characters of a term substring
 PAGE_SIZES = (20, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
+# the error kind filter's wire format, for the form's help text and the JSON twin
+KIND_HELP = ("kind: the prediction's error kind (lambdascope.vocabulary.ERROR_KINDS); repeat the "
+             "parameter for several, any of which matches: kind=not_redex&kind=inner_redex")
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ SORTS: dict[str, Sort] = {
 class ExampleFilter:
     ck: int | None = None
     correct: str = ""  # "" | "right" | "wrong"
+    kind: tuple[str, ...] = ()  # error kinds, any of them (in ERROR_KINDS order); () = any kind
     iou_min: float | None = None  # inclusive
     iou_max: float | None = None  # exclusive
     nf: bool | None = None  # the gold span is normal form (the last step of a trace)
@@ -72,9 +78,10 @@ class ExampleFilter:
     limit: int = DEFAULT_PAGE_SIZE
 
     # ----------------------------------------------------------------------------------------
-    def params(self, **changes: Any) -> dict[str, str]:
+    def params(self, **changes: Any) -> dict[str, str | list[str]]:
         """The query-string parameters of this filter (defaults left out), with ``changes``
-        applied; a change to anything but the cursors drops the cursors (a new list)."""
+        applied; a change to anything but the cursors drops the cursors (a new list). ``kind``
+        is a list: the parameter repeated (``rendering.url`` writes it so)."""
         f = self
         if changes:
             if not set(changes) <= {"after", "before"}:
@@ -88,6 +95,9 @@ class ExampleFilter:
                 value = "1" if value else "0"
             elif isinstance(value, float):
                 value = _fmt_float(value)
+            elif isinstance(value, tuple):  # the parameter repeated (rendering.url writes it so)
+                out[name] = list(value)
+                continue
             out[name] = str(value)
         return out
 
@@ -106,6 +116,8 @@ class ExampleFilter:
         out = []
         if self.correct:
             out.append(("correct", "right" if self.correct == "right" else "wrong"))
+        if self.kind:
+            out.append(("kind", "kind: " + " or ".join(ERROR_KIND_TITLES[k] for k in self.kind)))
         if self.iou_min is not None or self.iou_max is not None:
             lo = _fmt_float(self.iou_min) if self.iou_min is not None else "0"
             hi = f"< {_fmt_float(self.iou_max)}" if self.iou_max is not None else "≤ 1"
@@ -124,7 +136,7 @@ class ExampleFilter:
             out.append(("q", f"term contains “{self.q}”"))
         return out
 
-    def params_without(self, group: str) -> dict[str, str]:
+    def params_without(self, group: str) -> dict[str, str | list[str]]:
         """The parameters with one active filter (as named by ``active``) removed."""
         names = {"iou": ("iou_min", "iou_max"), "len": ("len_min", "len_max"),
                  "togo": ("togo_min", "togo_max")}.get(group, (group,))
@@ -183,11 +195,35 @@ def _tristate(args: Mapping[str, str], name: str) -> bool | None:
     raise BadRequest(f"{name}: expected 1 (yes), 0 (no) or nothing, got {text!r}")
 
 
-def parse_filter(args: Mapping[str, str]) -> ExampleFilter:
-    """Validate the examples page's query parameters; unknown parameters are ignored."""
+def parse_kinds(value: Any, name: str = "kind") -> tuple[str, ...]:
+    """Error kinds from a parameter given once (a string) or repeated (a list of them), blank
+    values left out, in ``ERROR_KINDS`` order without repeats; an unknown kind is a 400 that
+    names the parameter and lists the valid kinds."""
+    if value is None:
+        return ()
+    values = [value] if isinstance(value, str) else list(value)
+    if len(values) > 2 * len(ERROR_KINDS):
+        raise BadRequest(f"{name}: at most {len(ERROR_KINDS)} error kinds, got {len(values)} values")
+    chosen = set()
+    for v in values:
+        v = str(v).strip()
+        if v == "":
+            continue
+        if v not in ERROR_KINDS:
+            raise BadRequest(f"{name}: unknown error kind {v[:40]!r}; the kinds are "
+                             f"{', '.join(ERROR_KINDS)} (repeat the parameter for several: "
+                             f"{name}=not_redex&{name}=inner_redex)")
+        chosen.add(v)
+    return tuple(k for k in ERROR_KINDS if k in chosen)
+
+
+def parse_filter(args: Mapping[str, Any]) -> ExampleFilter:
+    """Validate the examples page's query parameters; unknown parameters are ignored. ``kind``
+    may be a string or a list of them (the parameter repeated); every other value is a string."""
     correct = _get(args, "correct").lower()
     if correct not in ("", "right", "wrong", "any"):
         raise BadRequest(f"correct: expected 'right' or 'wrong', got {correct!r}")
+    kind = parse_kinds(args.get("kind"))
     iou_min, iou_max = _unit_float(args, "iou_min"), _unit_float(args, "iou_max")
     if iou_min is not None and iou_max is not None and iou_min >= iou_max:
         raise BadRequest(f"iou_min ({_fmt_float(iou_min)}) must be less than iou_max "
@@ -215,7 +251,7 @@ def parse_filter(args: Mapping[str, str]) -> ExampleFilter:
             decode_cursor(cursor, SORTS[sort])
     limit = _int(args, "limit", 1, max(PAGE_SIZES))
     return ExampleFilter(
-        ck=_int(args, "ck", 1), correct="" if correct == "any" else correct,
+        ck=_int(args, "ck", 1), correct="" if correct == "any" else correct, kind=kind,
         iou_min=iou_min, iou_max=iou_max, nf=_tristate(args, "nf"),
         pred_nf=_tristate(args, "pred_nf"), len_min=len_min, len_max=len_max,
         togo_min=togo_min, togo_max=togo_max, labelled=_tristate(args, "labelled"), q=q,
@@ -250,6 +286,10 @@ def where_sql(f: ExampleFilter, dialect: str = "sqlite") -> tuple[list[str], dic
     if f.correct:
         conds.append("p.exact = :exact")
         params["exact"] = f.correct == "right"
+    if f.kind:  # a bound IN list: kind_0, kind_1, …
+        names = [f"kind_{i}" for i in range(len(f.kind))]
+        conds.append(f"p.error_kind IN ({', '.join(':' + n for n in names)})")
+        params.update(zip(names, f.kind))
     if f.iou_min is not None:
         conds.append("p.iou >= :iou_min")
         params["iou_min"] = f.iou_min
@@ -302,7 +342,7 @@ def _keyset(sort: Sort, cursor: str, forward: bool) -> tuple[str, dict[str, Any]
 LIST_COLUMNS = (
     "e.id AS example_id, e.trace_identity, e.trace_id, e.step_k, e.steps_total, e.term, "
     "e.gold_start, e.gold_end, e.term_len, p.pred_start, p.pred_end, p.start_conf, p.end_conf, "
-    f"p.iou, p.exact, {LABELLED_SQL} AS labelled"
+    f"p.iou, p.exact, p.error_kind, {LABELLED_SQL} AS labelled"
 )
 
 

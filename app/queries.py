@@ -15,13 +15,13 @@ from sqlalchemy import and_, bindparam, func, or_, select, text
 
 from lambdascope.store import Checkpoint, DataProblem, Example, Label, MetricPoint, Rollout, Run, utcnow
 from lambdascope.terms import ParseError, parse, redex_span
-from lambdascope.vocabulary import (EVAL_CURVES, SPARKLINE_METRICS, SUMMARY_METRICS, RunStatus, iou_bins,
-                                    metric_order, metric_title)
+from lambdascope.vocabulary import (ERROR_KINDS, EVAL_CURVES, SPARKLINE_METRICS, SUMMARY_METRICS, RunStatus,
+                                    iou_bins, metric_order, metric_title)
 
 from .cache import Aggregates
 from .comparison import COMPARE_KINDS
 from .errors import BadRequest, NotFound
-from .filters import SORTS, ExampleFilter, count_sql, encode_cursor, list_sql, sort_key_of
+from .filters import KIND_HELP, SORTS, ExampleFilter, count_sql, encode_cursor, list_sql, parse_kinds, sort_key_of
 from .paging import FLOAT_KEY, TIME_KEY, Cursor
 from .params import MAX_ID
 from .sql import LABELLED_SQL, join_kw
@@ -221,6 +221,12 @@ def run_data(run_id: int, *, session, cache: Aggregates, problems_reason: str | 
     if problems_reason:
         q = q.where(DataProblem.reason == problems_reason)
     problems = session.execute(q.order_by(DataProblem.id).limit(problems_limit)).all()
+    kinds = []  # each checkpoint's predictions by error kind, computed once a checkpoint (cached)
+    for ck in checkpoints:
+        counts = cache.kind_counts(session, ck["id"], ck["created_at"])
+        n = sum(counts.values())
+        kinds.append({"id": ck["id"], "step": ck["step"], "label": ck["label"], "n": n, "counts": counts,
+                      "shares": {k: (c / n if n else None) for k, c in counts.items()}})
     return {
         "run": {"id": run.id, "name": run.name, "status": run.status, "config": finite(run.config),
                 "data_files": run.data_files, "data_hash": run.data_hash,
@@ -231,6 +237,7 @@ def run_data(run_id: int, *, session, cache: Aggregates, problems_reason: str | 
         "curves": [{"name": n, "title": metric_title(n), "points": curves[n]} for n in ordered],
         "checkpoints": [{k: ck[k] for k in ("id", "step", "name", "created_at", "metrics", "label")}
                         for ck in checkpoints],
+        "kinds_by_checkpoint": kinds,
         "validation": finite(run.validation),
         "problem_counts": [{"reason": r, "n": n} for r, n in problem_counts],
         "problems_reason": problems_reason,
@@ -309,7 +316,7 @@ def examples_data(f: ExampleFilter, *, session, cache: Aggregates) -> dict[str, 
                               cache=cache)
     return {
         "checkpoint": {k: ck[k] for k in ("id", "label", "eval_set_id", "step", "run_id")},
-        "filter": f.params(), "sort": f.sort,
+        "filter": f.params(), "sort": f.sort, "kind_help": KIND_HELP, "error_kinds": ERROR_KINDS,
         "total": total, "checkpoint_total": all_rows,
         "rows": rows, "next": cursors["next"], "prev": cursors["prev"],
         "checkpoints": checkpoints_of_eval_set(ck["eval_set_id"], session=session),
@@ -337,7 +344,7 @@ def trace_data(identity: str, *, session, ck_id: int | None = None) -> dict[str,
     # the trace's steps with the checkpoint's predictions (none without a checkpoint)
     ex_rows = session.execute(text(
         "SELECT e.id, e.trace_id, e.step_k, e.steps_total, e.term, e.gold_start, e.gold_end, "
-        "e.term_len, p.pred_start, p.pred_end, p.start_conf, p.end_conf, p.iou, p.exact "
+        "e.term_len, p.pred_start, p.pred_end, p.start_conf, p.end_conf, p.iou, p.exact, p.error_kind "
         "FROM examples e LEFT JOIN predictions p ON p.checkpoint_id = :ck AND p.example_id = e.id "
         "WHERE e.trace_identity = :t AND e.eval_set_id = :es ORDER BY e.step_k"),
         {"ck": ck["id"] if ck else -1, "t": identity, "es": es}).all() if es is not None else []
@@ -358,7 +365,8 @@ def trace_data(identity: str, *, session, ck_id: int | None = None) -> dict[str,
                     path.append({"k": k, "term": repr(item), "span": [0, 0], "true_span": None})
             rollout = {"success": ro.success, "reached_normal_form": ro.reached_normal_form,
                        "steps": ro.steps, "gold_steps": ro.gold_steps,
-                       "first_divergent_step": ro.first_divergent_step, "path": path}
+                       "first_divergent_step": ro.first_divergent_step, "outcome": ro.outcome,
+                       "path": path}
     steps = []
     for r in ex_rows:
         has = r.pred_start is not None
@@ -368,6 +376,7 @@ def trace_data(identity: str, *, session, ck_id: int | None = None) -> dict[str,
             "pred": [r.pred_start, r.pred_end] if has else None,
             "start_conf": r.start_conf, "end_conf": r.end_conf,
             "iou": r.iou, "exact": bool(r.exact) if has else None,
+            "error_kind": r.error_kind if has else None,
         })
     # an evaluation set's traces are stored one after another (ensure_eval_set writes them in
     # one insert), so the neighbours are the rows just before and after this trace's
@@ -406,13 +415,13 @@ def queue_data(ck_id: int, *, session, after: int | None = None) -> dict[str, An
     params = {"ck": ck["id"], "f": False, "after": after or 0}
     body = QUEUE_SQL.format(join=join_kw(session.get_bind().dialect.name))
     row = session.execute(text(
-        f"SELECT e.id, e.trace_identity, e.step_k {body} AND p.example_id > :after "
+        f"SELECT e.id, e.trace_identity, e.step_k, p.error_kind {body} AND p.example_id > :after "
         "ORDER BY p.example_id LIMIT 1"), params).first()
     remaining = session.execute(text(f"SELECT count(*) {body}"), params).scalar_one()
     return {
         "checkpoint": {k: ck[k] for k in ("id", "label")}, "remaining": remaining,
         "next": None if row is None else {"example_id": row.id, "identity": row.trace_identity,
-                                          "step_k": row.step_k},
+                                          "step_k": row.step_k, "error_kind": row.error_kind},
     }
 
 
@@ -426,12 +435,28 @@ COMPARE_EXAMPLES_SQL = text(
     "SELECT id, trace_identity, step_k, steps_total, term, gold_start, gold_end, term_len "
     "FROM examples WHERE id IN :ids").bindparams(bindparam("ids", expanding=True))
 COMPARE_PREDICTIONS_SQL = text(
-    "SELECT checkpoint_id, example_id, pred_start, pred_end FROM predictions "
+    "SELECT checkpoint_id, example_id, pred_start, pred_end, error_kind FROM predictions "
     "WHERE checkpoint_id IN (:a, :b) AND example_id IN :ids").bindparams(bindparam("ids", expanding=True))
 
 
-def compare_data(a_id: int, b_id: int, *, session, cache: Aggregates, kind: str = "regressions",
-                 order: str = "change", after: str | None = None, limit: int = 25) -> dict[str, Any]:
+def _one_kind(value: str | None, name: str) -> str | None:
+    """One error kind (a transition matrix cell's row or column), or None for any."""
+    kinds = parse_kinds(value, name)
+    if len(kinds) > 1:
+        raise BadRequest(f"{name}: one error kind, got {len(kinds)}")
+    return kinds[0] if kinds else None
+
+
+def compare_data(a_id: int, b_id: int, *, session, cache: Aggregates, kind: str | None = None,
+                 order: str = "change", after: str | None = None, limit: int = 25,
+                 kind_a: str | None = None, kind_b: str | None = None) -> dict[str, Any]:
+    """The comparison of checkpoints A and B, and one page of the list ``kind`` (of change:
+    ``COMPARE_KINDS``; by default the regressions, or every example when an error kind is
+    asked for), only the examples of error kind ``kind_a`` at A and ``kind_b`` at B if given
+    (a cell of the kind transition matrix)."""
+    kind_a, kind_b = _one_kind(kind_a, "kind_a"), _one_kind(kind_b, "kind_b")
+    if kind is None:
+        kind = "all" if kind_a or kind_b else "regressions"
     if kind not in COMPARE_KINDS:
         raise BadRequest(f"kind: expected one of {', '.join(COMPARE_KINDS)}, got {kind!r}")
     if order not in ("change", "-change"):
@@ -444,7 +469,7 @@ def compare_data(a_id: int, b_id: int, *, session, cache: Aggregates, kind: str 
     cursor = COMPARE_CURSOR.decode(
         after, malformed="after: expected '<IoU change>,<example id>', got {text}") if after else None
     cmp = cache.comparison(session, (a["id"], a["created_at"]), (b["id"], b["created_at"]))
-    page, more = cmp.page(kind, order, cursor, limit)
+    page, more = cmp.page(kind, order, cursor, limit, kind_a, kind_b)
     ids = [r[1] for r in page]
     examples = {}
     preds: dict[tuple[int, int], Any] = {}
@@ -462,8 +487,10 @@ def compare_data(a_id: int, b_id: int, *, session, cache: Aggregates, kind: str 
         rows.append({
             "example_id": eid, "identity": e.trace_identity, "step_k": e.step_k,
             "steps_total": e.steps_total, "term": e.term, "gold": [e.gold_start, e.gold_end],
-            "a": {"pred": [pa.pred_start, pa.pred_end] if pa else None, "iou": ia, "exact": ea},
-            "b": {"pred": [pb.pred_start, pb.pred_end] if pb else None, "iou": ib, "exact": eb},
+            "a": {"pred": [pa.pred_start, pa.pred_end] if pa else None, "iou": ia, "exact": ea,
+                  "error_kind": pa.error_kind if pa else None},
+            "b": {"pred": [pb.pred_start, pb.pred_end] if pb else None, "iou": ib, "exact": eb,
+                  "error_kind": pb.error_kind if pb else None},
             "change": ib - ia,
         })
     sa = summary(a, session=session, cache=cache)
@@ -475,6 +502,9 @@ def compare_data(a_id: int, b_id: int, *, session, cache: Aggregates, kind: str 
         "b": {k: b[k] for k in ("id", "label", "step")} | {"exact_rate": sb["exact_rate"],
                                                            "mean_iou": sb["mean_iou"]},
         "counts": cmp.counts(), "kind": kind, "order": order, "after": after,
+        "kind_a": kind_a, "kind_b": kind_b, "listed": len(cmp.positions(kind, kind_a, kind_b)),
+        # examples by error kind at A (rows) and at B (columns), both in ERROR_KINDS order
+        "kind_transitions": {"kinds": list(ERROR_KINDS), "counts": cmp.transitions},
         "histograms": [{"lo": lo, "hi": hi, "a": ha["n"], "b": hb["n"]}
                        for (lo, hi), ha, hb in zip(iou_bins(), sa["iou_histogram"], sb["iou_histogram"])],
         "rows": rows, "next": nxt,

@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse
 
 from lambdascope.spans import highlight, is_normal_form
 from lambdascope.store import utcnow
+from lambdascope.vocabulary import ERROR_KIND_TITLES, ERROR_KINDS, ROLLOUT_OUTCOME_TITLES, ROLLOUT_OUTCOMES
 
 from . import charts
 from .comparison import COMPARE_KINDS
@@ -147,9 +148,37 @@ def ok_html(flag: Any) -> Markup:
     return Markup('<span class="bad" title="wrong">✗</span>')
 
 
+def kind_badge_text(kind: Any) -> str:
+    """A wrong prediction's error kind as a badge titled with its one-line explanation
+    (``vocabulary.ERROR_KINDS``); nothing for an exact one or none."""
+    if kind not in ERROR_KINDS or kind == "exact":
+        return ""
+    return (f'<span class="badge kind kind-{kind}" data-kind="{kind}" title="{html_text(ERROR_KINDS[kind])}">'
+            f'{html_text(ERROR_KIND_TITLES[kind])}</span>')
+
+
+def kind_badge(kind: Any) -> Markup:
+    return Markup(kind_badge_text(kind))
+
+
+def outcome_badge(outcome: Any) -> Markup:
+    """A rollout's outcome (``vocabulary.ROLLOUT_OUTCOMES``) as a badge: its title, and its
+    explanation on hover and after it."""
+    if outcome not in ROLLOUT_OUTCOMES:
+        return Markup("")
+    good = "ok" if outcome == "success" else "bad"
+    return Markup(f'<span class="badge outcome outcome-{outcome} {good}-outcome" data-outcome="{outcome}" '
+                  f'title="{html_text(ROLLOUT_OUTCOMES[outcome])}">{html_text(ROLLOUT_OUTCOME_TITLES[outcome])}</span>')
+
+
 # The rows of the two long lists (50 examples, 25 comparisons a page) are written here rather
 # than in their templates: as Jinja markup a row cost about 40 µs, most of an examples page's
 # rendering time. Ints go through int(), every other value through html_text().
+
+
+def kind_badge_prefixed(kind: Any) -> str:
+    badge = kind_badge_text(kind)
+    return f" {badge}" if badge else ""
 
 
 def example_rows(rows: list[dict[str, Any]], ck_id: int) -> Markup:
@@ -171,7 +200,7 @@ def example_rows(rows: list[dict[str, Any]], ck_id: int) -> Markup:
             f'      <td class="num mono nowrap">{html_text(span_label(gold))}</td>\n'
             f'      <td class="num mono nowrap">{html_text(span_label(pred))}</td>\n'
             f'      <td class="num iou">{html_text(fmt_fixed(r["iou"]))}</td>\n'
-            f'      <td>{ok_html(bool(r["exact"]))}</td>\n'
+            f'      <td>{ok_html(bool(r["exact"]))}{kind_badge_prefixed(r.get("error_kind"))}</td>\n'
             f'      <td class="num">{html_text(fmt_fixed(r["start_conf"] * r["end_conf"]))}</td>\n'
             f'      <td class="num">{int(r["term_len"])}</td>\n'
             f'      <td class="num">{int(r["steps_to_go"])}</td>\n'
@@ -190,9 +219,9 @@ def compare_rows(rows: list[dict[str, Any]], b_id: int) -> Markup:
             f'    <td class="nowrap"><a class="mono" href="{href}">{html_text(r["identity"][:8])}</a> · '
             f'{int(r["step_k"])}/{int(r["steps_total"])}</td>\n'
             f'    <td class="term-cell">{term_html(r["term"], r["gold"], a["pred"], "A")} '
-            f'{ok_html(a["exact"])}</td>\n'
+            f'{ok_html(a["exact"])}{kind_badge_prefixed(a.get("error_kind"))}</td>\n'
             f'    <td class="term-cell">{term_html(r["term"], r["gold"], b["pred"], "B")} '
-            f'{ok_html(b["exact"])}</td>\n'
+            f'{ok_html(b["exact"])}{kind_badge_prefixed(b.get("error_kind"))}</td>\n'
             f'    <td class="num nowrap">{html_text(fmt_fixed(a["iou"]))} → {html_text(fmt_fixed(b["iou"]))}</td>\n'
             f'    <td class="num nowrap {"bad" if change < 0 else "ok"}">{"+" if change > 0 else ""}'
             f'{html_text(fmt_fixed(change))}</td>\n'
@@ -202,11 +231,19 @@ def compare_rows(rows: list[dict[str, Any]], b_id: int) -> Markup:
 
 def url(path: str, params: Mapping[str, Any] | None = None, **more: Any) -> str:
     """``path`` with the non-empty parameters as a query string (as ``urlencode`` writes it,
-    without its cost for the plain numbers most links carry)."""
+    without its cost for the plain numbers most links carry). A list or tuple value is the
+    parameter repeated, once per item (``kind=a&kind=b``), as an HTML form sends several."""
     merged = dict(params) if params else {}
     merged.update(more)
-    query = "&".join(f"{_quote(k)}={_quote(v)}" for k, v in merged.items()
-                     if v is not None and v != "")
+    parts = []
+    for k, v in merged.items():
+        if v is None or v == "":
+            continue
+        if isinstance(v, (list, tuple)):
+            parts += [f"{_quote(k)}={_quote(x)}" for x in v if x is not None and x != ""]
+        else:
+            parts.append(f"{_quote(k)}={_quote(v)}")
+    query = "&".join(parts)
     return f"{path}?{query}" if query else path
 
 
@@ -249,7 +286,10 @@ class Renderer:
             highlight=highlight, is_normal_form=is_normal_form, span_label=span_label,
             term_html=term_html, ok_html=ok_html, example_rows=example_rows,
             compare_rows=compare_rows, url=url, charts=charts,
-            category_titles=CATEGORY_TITLES, compare_kinds=COMPARE_KINDS)
+            category_titles=CATEGORY_TITLES, compare_kinds=COMPARE_KINDS,
+            kind_badge=kind_badge, outcome_badge=outcome_badge, error_kinds=ERROR_KINDS,
+            error_kind_titles=ERROR_KIND_TITLES, rollout_outcomes=ROLLOUT_OUTCOMES,
+            rollout_outcome_titles=ROLLOUT_OUTCOME_TITLES)
         self.env.globals["m"] = self.env.get_template("_macros.html").module
 
     def load_all(self) -> None:

@@ -205,6 +205,8 @@ class CompareArgs:
     kind: str | None = None  # of change: comparison.COMPARE_KINDS
     order: str | None = None  # 'change' (largest first) or '-change'
     after: str | None = None  # cursor (paging.Cursor)
+    kind_a: str | None = None  # only the examples of this error kind at A (vocabulary.ERROR_KINDS)
+    kind_b: str | None = None  # and of this one at B: a cell of the kind transition matrix
 
     @property
     def chosen(self) -> bool:
@@ -214,8 +216,8 @@ class CompareArgs:
 def _compare(request: Request, args: CompareArgs, db, cache) -> dict[str, Any]:
     refuse_page_numbers(request.query_params)
     return Q.compare_data(opt_id(args.a, "a"), opt_id(args.b, "b"), session=db, cache=cache,
-                          kind=args.kind or "regressions", order=args.order or "change",
-                          after=args.after or None)
+                          kind=args.kind or None, order=args.order or "change",
+                          after=args.after or None, kind_a=args.kind_a, kind_b=args.kind_b)
 
 
 @router.get("/compare.json")

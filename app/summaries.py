@@ -1,16 +1,19 @@
 """A checkpoint's summary: what its evaluation says as a whole. The IoU histogram, the
-normal-form confusion matrix with precision, recall and F1, and accuracy by term length and by
-steps to normal form, in the bins and slices of ``lambdascope.vocabulary`` (the trainer's). One
-grouped query over the checkpoint's predictions makes it; ``cache.Aggregates`` keeps it."""
+normal-form confusion matrix with precision, recall and F1, accuracy by term length and by
+steps to normal form, in the bins and slices of ``lambdascope.vocabulary`` (the trainer's), and
+the counts of predictions by error kind and of rollouts by outcome (every kind and outcome of
+the vocabulary, zeros included). A few grouped queries over the checkpoint's predictions make
+it; ``cache.Aggregates`` keeps it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
 
-from lambdascope.vocabulary import IOU_EDGES, N_IOU_BINS, iou_bins, length_bucket_width, length_slice, togo_slice
+from lambdascope.vocabulary import (ERROR_KINDS, IOU_EDGES, N_IOU_BINS, ROLLOUT_OUTCOMES, iou_bins,
+                                    length_bucket_width, length_slice, togo_slice)
 
 from .sql import GOLD_NF_SQL, PRED_NF_SQL, TOGO_SQL, join_kw
 
@@ -60,6 +63,8 @@ class CheckpointSummary:
     rollouts: int
     rollout_success: int
     rollout_nf: int
+    error_kinds: dict[str, int] = field(default_factory=dict)  # kind -> predictions, ERROR_KINDS order
+    rollout_outcomes: dict[str, int] = field(default_factory=dict)  # outcome -> rollouts
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +79,7 @@ class CheckpointSummary:
             "rollouts": self.rollouts, "rollout_success": self.rollout_success,
             "rollout_success_rate": self.rollout_success / self.rollouts if self.rollouts else None,
             "rollout_reached_nf": self.rollout_nf,
+            "error_kinds": self.error_kinds, "rollout_outcomes": self.rollout_outcomes,
         }
 
 
@@ -86,7 +92,27 @@ def nf_scores(c: dict[str, int]) -> dict[str, float | None]:
     return {"precision": p, "recall": r, "f1": f1}
 
 
-def compute_checkpoint_summary(session, ck: int) -> CheckpointSummary:
+def kind_counts(session, ck: int) -> dict[str, int]:
+    """The checkpoint's predictions counted by error kind: every kind of ``ERROR_KINDS``, in its
+    order, zeros included (along the index on (checkpoint, error kind); a prediction not judged,
+    NULL, is in none)."""
+    counts = dict(session.execute(text(
+        "SELECT error_kind, count(*) FROM predictions WHERE checkpoint_id = :ck GROUP BY error_kind"),
+        {"ck": ck}).all())
+    return {k: int(counts.get(k, 0)) for k in ERROR_KINDS}
+
+
+def outcome_counts(session, ck: int) -> dict[str, int]:
+    """The checkpoint's rollouts counted by outcome: every outcome of ``ROLLOUT_OUTCOMES``."""
+    counts = dict(session.execute(text(
+        "SELECT outcome, count(*) FROM rollouts WHERE checkpoint_id = :ck GROUP BY outcome"),
+        {"ck": ck}).all())
+    return {k: int(counts.get(k, 0)) for k in ROLLOUT_OUTCOMES}
+
+
+def compute_checkpoint_summary(session, ck: int, kinds: dict[str, int] | None = None) -> CheckpointSummary:
+    """The summary of checkpoint ``ck``; ``kinds``, when given, is its ``kind_counts`` (kept by
+    the caller's cache, which the run page reads too)."""
     sql, params = _histogram_sql()
     counts = dict(session.execute(text(sql), dict(params, ck=ck)).all())
     histogram = [{"lo": lo, "hi": hi, "n": int(counts.get(i, 0))}
@@ -120,6 +146,7 @@ def compute_checkpoint_summary(session, ck: int) -> CheckpointSummary:
         n=n, exact=exact, iou_sum=iou_sum, histogram=histogram, confusion=confusion,
         by_length=[by_len[k] for k in sorted(by_len)], by_togo=[by_togo[k] for k in sorted(by_togo)],
         length_width=width, rollouts=int(ro[0] or 0), rollout_success=int(ro[1] or 0),
-        rollout_nf=int(ro[2] or 0))
+        rollout_nf=int(ro[2] or 0), error_kinds=kinds if kinds is not None else kind_counts(session, ck),
+        rollout_outcomes=outcome_counts(session, ck))
 
 
