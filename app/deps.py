@@ -9,6 +9,7 @@ Tests swap any of them with ``app.dependency_overrides``.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hmac
 import inspect
 from typing import Annotated, Any, AsyncIterator, Callable, TypeVar
@@ -21,6 +22,7 @@ from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
 from lambdascope.predictor import ModelLoader
+from lambdascope.store import utcnow
 
 from .cache import Aggregates
 from .errors import Forbidden
@@ -65,6 +67,12 @@ async def in_write_thread(fn: Callable[[], T]) -> T:
         limiter = anyio.CapacityLimiter(WRITE_THREADS)
         _write_limiter.set(limiter)
     return await anyio.to_thread.run_sync(fn, limiter=limiter)
+
+
+async def get_now(request: Request) -> dt.datetime:
+    """The time a page is made at (naive UTC, as the store keeps times): which running runs are
+    lost (``vocabulary.effective_status``). Tests move it."""
+    return utcnow()
 
 
 async def get_model_loader(request: Request) -> ModelLoader | None:
@@ -112,6 +120,7 @@ Cache = Annotated[Aggregates, Depends(get_aggregates)]
 Models = Annotated[ModelLoader | None, Depends(get_model_loader)]
 Templates = Annotated[Renderer, Depends(get_renderer)]
 SameOrigin = Annotated[None, Depends(check_same_origin)]
+Now = Annotated[dt.datetime, Depends(get_now)]
 
 
 async def get_example_filter(

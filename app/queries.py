@@ -17,6 +17,7 @@ from lambdascope.store import Checkpoint, DataProblem, Example, Label, MetricPoi
 from lambdascope.terms import ParseError, parse, redex_span
 from lambdascope.vocabulary import (ERROR_KINDS, EVAL_CURVES, SPARKLINE_METRICS, SUMMARY_METRICS, RunStatus,
                                     iou_bins, metric_order, metric_title)
+from lambdascope.vocabulary import effective_status, last_heard
 
 from .cache import Aggregates
 from .comparison import COMPARE_KINDS
@@ -133,31 +134,32 @@ def _sparkline_metric(run_id: int, session) -> str | None:
     return None
 
 
-STALE_AFTER = dt.timedelta(minutes=10)  # a running trainer writes a metric point every ~2 s
-
-
-def liveness(run_id: int, status: str, times: list[Any], metric: str | None, *,
-             session) -> dict[str, Any]:
-    """For a run marked running: its last sign of life (the newest of ``times``, its row's
-    update and newest checkpoint, and of its newest point of ``metric``, the loss the trainer
-    writes every few seconds, found along the (run, name, step) index), and whether that is
-    so long ago that its trainer has probably died: a killed trainer cannot mark its run
-    (``--resume`` carries it on). Other runs: neither."""
+def liveness(run_id: int, status: str, heartbeat_at: dt.datetime | None, times: list[Any],
+             metric: str | None, *, session, now: dt.datetime) -> dict[str, Any]:
+    """A run's status at ``now`` (``lost`` for a running run not heard from for
+    ``vocabulary.LOST_AFTER``: a killed trainer cannot mark its run, ``--resume`` carries it
+    on), when it was last heard from and how many seconds before ``now`` (running and lost
+    runs; None for the others). Heard from: its heartbeat; for a row from before heartbeats,
+    the newest of ``times`` (its row's update, its newest checkpoint) and of its newest point
+    of ``metric`` (the loss the trainer writes every few seconds, found along the
+    (run, name, step) index)."""
     if status != RunStatus.RUNNING:
-        return {"last_activity": None, "stale": False}
-    if metric is not None:
+        return {"status": status, "last_heard_at": None, "silent_s": None}
+    if heartbeat_at is None and metric is not None:
         of_metric = (MetricPoint.run_id == run_id, MetricPoint.name == metric)
         last_step = select(func.max(MetricPoint.step)).where(*of_metric).scalar_subquery()
         times = times + [session.scalar(select(func.max(MetricPoint.time))  # typed: a datetime
                                         .where(*of_metric, MetricPoint.step == last_step))]
-    known = [t for t in times if isinstance(t, dt.datetime)]
-    last = max(known) if known else None
-    return {"last_activity": last, "stale": last is not None and utcnow() - last > STALE_AFTER}
+    heard = last_heard(heartbeat_at, times)
+    return {"status": effective_status(status, heard, now), "last_heard_at": heard,
+            "silent_s": None if heard is None else max(0, int((now - heard).total_seconds()))}
 
 
-def runs_data(*, session, cache: Aggregates) -> dict[str, Any]:
+def runs_data(*, session, cache: Aggregates, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Every run, newest first; ``now`` (default: the clock) decides which are lost."""
+    now = now or utcnow()
     runs = session.execute(select(Run.id, Run.name, Run.status, Run.started_at, Run.updated_at,
-                                  Run.finished_at, Run.message, Run.eval_set_id)
+                                  Run.finished_at, Run.message, Run.eval_set_id, Run.heartbeat_at)
                            .order_by(Run.id.desc())).all()
     counts = dict(session.execute(select(Checkpoint.run_id, func.count())
                                   .group_by(Checkpoint.run_id)).all())
@@ -175,10 +177,10 @@ def runs_data(*, session, cache: Aggregates) -> dict[str, Any]:
         spark = metric_series(r.id, spark_name, session=session, cache=cache, points=60) \
             if spark_name else []
         ck = latest.get(r.id)
-        alive = liveness(r.id, r.status, [r.started_at, r.updated_at, ck and ck["created_at"]],
-                         spark_name, session=session)
+        alive = liveness(r.id, r.status, r.heartbeat_at, [r.started_at, r.updated_at, ck and ck["created_at"]],
+                         spark_name, session=session, now=now)
         out.append({
-            "id": r.id, "name": r.name, "status": r.status, "started_at": r.started_at,
+            "id": r.id, "name": r.name, "started_at": r.started_at,
             "updated_at": r.updated_at, "finished_at": r.finished_at, "message": r.message,
             **alive,
             "checkpoints": counts.get(r.id, 0),
@@ -192,7 +194,7 @@ def runs_data(*, session, cache: Aggregates) -> dict[str, Any]:
 
 
 def run_data(run_id: int, *, session, cache: Aggregates, problems_reason: str | None = None,
-             problems_limit: int = 100) -> dict[str, Any]:
+             problems_limit: int = 100, now: dt.datetime | None = None) -> dict[str, Any]:
     run = session.get(Run, run_id) if 1 <= run_id <= MAX_ID else None
     if run is None:
         raise NotFound(f"no run {run_id}")
@@ -210,9 +212,10 @@ def run_data(run_id: int, *, session, cache: Aggregates, problems_reason: str | 
                     and not isinstance(value, bool) and math.isfinite(value):
                 curves.setdefault(key, []).append([ck["step"], value])
     ordered = sorted(curves, key=metric_order)
-    alive = liveness(run.id, run.status,
+    alive = liveness(run.id, run.status, run.heartbeat_at,
                      [run.started_at, run.updated_at] + [ck["created_at"] for ck in checkpoints[-1:]],
-                     next((n for n in SPARKLINE_METRICS if n in names), None), session=session)
+                     next((n for n in SPARKLINE_METRICS if n in names), None), session=session,
+                     now=now or utcnow())
     problem_counts = session.execute(
         select(DataProblem.reason, func.count()).where(DataProblem.run_id == run_id)
         .group_by(DataProblem.reason).order_by(func.count().desc())).all()
@@ -228,12 +231,12 @@ def run_data(run_id: int, *, session, cache: Aggregates, problems_reason: str | 
         kinds.append({"id": ck["id"], "step": ck["step"], "label": ck["label"], "n": n, "counts": counts,
                       "shares": {k: (c / n if n else None) for k, c in counts.items()}})
     return {
-        "run": {"id": run.id, "name": run.name, "status": run.status, "config": finite(run.config),
+        "run": {"id": run.id, "name": run.name, "config": finite(run.config),
                 "data_files": run.data_files, "data_hash": run.data_hash,
                 "started_at": run.started_at, "updated_at": run.updated_at,
                 "finished_at": run.finished_at, "message": run.message,
                 "eval_set_id": run.eval_set_id} | alive,
-        "live": run.status == RunStatus.RUNNING,
+        "live": run.status == RunStatus.RUNNING,  # the page polls (lost too: it sees a resume)
         "curves": [{"name": n, "title": metric_title(n), "points": curves[n]} for n in ordered],
         "checkpoints": [{k: ck[k] for k in ("id", "step", "name", "created_at", "metrics", "label")}
                         for ck in checkpoints],

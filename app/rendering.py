@@ -22,7 +22,6 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from lambdascope.spans import highlight, is_normal_form
-from lambdascope.store import utcnow
 from lambdascope.vocabulary import ERROR_KIND_TITLES, ERROR_KINDS, ROLLOUT_OUTCOME_TITLES, ROLLOUT_OUTCOMES
 
 from . import charts
@@ -73,11 +72,11 @@ def fmt_when(x: Any) -> str:
     return "–" if x is None else str(x)
 
 
-def fmt_since(when: Any) -> str:
-    """How long ago a (naive UTC) time was: '45 s', '14 min', '3 h 5 min', '2 d 4 h'."""
-    if not isinstance(when, dt.datetime):
+def fmt_duration(seconds: Any) -> str:
+    """A number of seconds as '45 s', '14 min', '3 h 5 min', '2 d 4 h'."""
+    if not isinstance(seconds, (int, float)):
         return "–"
-    s = max(0, int((utcnow() - when).total_seconds()))
+    s = max(0, int(seconds))
     if s < 60:
         return f"{s} s"
     if s < 3600:
@@ -281,7 +280,7 @@ class Renderer:
             autoescape=True, trim_blocks=True, lstrip_blocks=True, auto_reload=False,
             undefined=jinja2.Undefined)
         self.env.filters.update(num=fmt_num, pct=fmt_pct, when=fmt_when, fixed=fmt_fixed,
-                                since=fmt_since)
+                                duration=fmt_duration)
         self.env.globals.update(
             highlight=highlight, is_normal_form=is_normal_form, span_label=span_label,
             term_html=term_html, ok_html=ok_html, example_rows=example_rows,

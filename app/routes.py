@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from lambdascope.store import LABEL_CATEGORIES
 
 from . import queries as Q
-from .deps import Cache, ExampleQuery, Models, ReadDB, SameOrigin, Templates, WriteDB, in_write_thread, query
+from .deps import Cache, ExampleQuery, Models, Now, ReadDB, SameOrigin, Templates, WriteDB, in_write_thread, query
 from .errors import BadRequest, NotFound
 from .filters import SORTS
 from .labels import add_label, delete_label, export_labels
@@ -41,13 +41,13 @@ def as_json(data: Any, status_code: int = 200) -> JSONResponse:
 
 
 @router.get("/runs.json")
-def runs_json(db: ReadDB, cache: Cache):
-    return as_json(Q.runs_data(session=db, cache=cache))
+def runs_json(db: ReadDB, cache: Cache, now: Now):
+    return as_json(Q.runs_data(session=db, cache=cache, now=now))
 
 
 @router.get("/", response_class=HTMLResponse)
-def runs_page(request: Request, db: ReadDB, cache: Cache, tpl: Templates):
-    return tpl.render(request, "runs.html", Q.runs_data(session=db, cache=cache) | {"nav": "runs"})
+def runs_page(request: Request, db: ReadDB, cache: Cache, tpl: Templates, now: Now):
+    return tpl.render(request, "runs.html", Q.runs_data(session=db, cache=cache, now=now) | {"nav": "runs"})
 
 
 @dataclass(frozen=True)
@@ -56,21 +56,21 @@ class RunArgs:
     problems_reason: str | None = None  # list only the data problems of this reason
 
 
-def _run(args: RunArgs, db, cache) -> dict[str, Any]:
+def _run(args: RunArgs, db, cache, now) -> dict[str, Any]:
     reason = args.problems_reason
     if reason is not None and len(reason) > 64:
         raise BadRequest("problems_reason: at most 64 characters")
-    return Q.run_data(args.run_id, session=db, cache=cache, problems_reason=reason or None)
+    return Q.run_data(args.run_id, session=db, cache=cache, problems_reason=reason or None, now=now)
 
 
 @router.get("/runs/{run_id:int}.json")
-def run_json(args: query(RunArgs), db: ReadDB, cache: Cache):
-    return as_json(_run(args, db, cache))
+def run_json(args: query(RunArgs), db: ReadDB, cache: Cache, now: Now):
+    return as_json(_run(args, db, cache, now))
 
 
 @router.get("/runs/{run_id:int}", response_class=HTMLResponse)
-def run_page(request: Request, args: query(RunArgs), db: ReadDB, cache: Cache, tpl: Templates):
-    return tpl.render(request, "run.html", _run(args, db, cache) | {"nav": "runs"})
+def run_page(request: Request, args: query(RunArgs), db: ReadDB, cache: Cache, tpl: Templates, now: Now):
+    return tpl.render(request, "run.html", _run(args, db, cache, now) | {"nav": "runs"})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -42,14 +42,16 @@ class Run(Base):
     config: Mapped[dict[str, Any]]  # the full configuration (model, optimiser, data options)
     data_files: Mapped[list[Any]]  # paths as given
     data_hash: Mapped[str] = mapped_column(String(64))  # sha256 over the data files' bytes
-    status: Mapped[str] = mapped_column(String(20), default="running")  # running|finished|failed|stopped
+    # running|finished|failed|stopped (vocabulary.STORED_STATUSES); a running run whose heartbeat
+    # is old reads as lost (vocabulary.effective_status)
+    status: Mapped[str] = mapped_column(String(20), default="running")
     started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     validation: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # data report: counts by reason…
     eval_set_id: Mapped[int | None] = mapped_column(ForeignKey("eval_sets.id"))
     message: Mapped[str | None] = mapped_column(Text)  # why it failed or stopped
-    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # the trainer's last sign of life
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # the writer's, every few seconds
 
     checkpoints: Mapped[list["Checkpoint"]] = relationship(back_populates="run", order_by="Checkpoint.step")
 
@@ -139,7 +141,9 @@ class Rollout(Base):
 
 
 class MetricPoint(Base):
-    """A point on a curve: loss, lr, tokens/s, exact match… at an optimiser step."""
+    """A point on a curve: loss, lr, tokens/s, exact match… at an optimiser step. One per (run,
+    name, step): a point written again (a resumed run goes over steps it had already taken)
+    replaces the stored one (``insert_metric_points``)."""
 
     __tablename__ = "metric_points"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -148,7 +152,7 @@ class MetricPoint(Base):
     name: Mapped[str] = mapped_column(String(64))
     value: Mapped[float] = mapped_column(Float)
     time: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    __table_args__ = (Index("ix_metric_points_run", "run_id", "name", "step"),)
+    __table_args__ = (Index("uq_metric_points_run_name_step", "run_id", "name", "step", unique=True),)
 
 
 class DataProblem(Base):
@@ -305,9 +309,37 @@ def write_evaluation(session, *, run_id: int, eval_set_id: int, step: int, path:
     if rollouts:
         session.execute(Rollout.__table__.insert(), [dict(r, checkpoint_id=ck.id) for r in rollouts])
     if metric_points:
-        session.execute(MetricPoint.__table__.insert(),
-                        [dict(m, run_id=run_id, time=utcnow()) for m in metric_points])
+        insert_metric_points(session, [dict(m, run_id=run_id, time=utcnow()) for m in metric_points])
     return ck.id
+
+
+def insert_metric_points(session, points: list[dict[str, Any]]) -> None:
+    """Insert metric points (dicts with run_id, step, name, value, and optionally time), each
+    replacing the stored point of its (run, name, step) if there is one, and the last of any
+    that repeat one in ``points``: INSERT … ON CONFLICT DO UPDATE on SQLite and PostgreSQL;
+    on another engine, the points' keys deleted first. The caller commits."""
+    from sqlalchemy import delete, tuple_
+
+    latest: dict[tuple[int, str, int], dict[str, Any]] = {}
+    for p in points:  # one statement may not update a row twice (PostgreSQL)
+        latest[(p["run_id"], p["name"], p["step"])] = {"time": utcnow(), **p}
+    rows = list(latest.values())
+    if not rows:
+        return
+    table = MetricPoint.__table__
+    dialect = session.get_bind().dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        stmt = insert(table)
+        stmt = stmt.on_conflict_do_update(index_elements=["run_id", "name", "step"],
+                                          set_={"value": stmt.excluded.value, "time": stmt.excluded.time})
+        session.execute(stmt, rows)
+        return
+    session.execute(delete(table).where(tuple_(table.c.run_id, table.c.name, table.c.step).in_(list(latest))))
+    session.execute(table.insert(), rows)
 
 
 def judged(session, eval_set_id: int, predictions: list[dict[str, Any]],

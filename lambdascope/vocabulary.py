@@ -5,17 +5,50 @@ with these same functions (docs/DESIGN.md, "Metrics")."""
 
 from __future__ import annotations
 
+import datetime as dt
 from enum import StrEnum
-from typing import Sequence
+from typing import Iterable, Sequence
 
 
 class RunStatus(StrEnum):
-    """A run's ``status`` column."""
+    """A run's status: the ``status`` column holds one of the first four (``STORED_STATUSES``);
+    ``lost`` is derived when it is read (``effective_status``) and never stored."""
 
-    RUNNING = "running"  # a trainer is (or was last known to be) writing it
+    RUNNING = "running"  # a trainer is writing it: its heartbeat is recent
     FINISHED = "finished"  # its budget was spent and its last evaluation written
     FAILED = "failed"  # it stopped on an error; ``message`` says which
     STOPPED = "stopped"  # interrupted (Ctrl-C, SIGTERM); ``--resume`` continues it
+    LOST = "lost"  # stored as running, but not heard from for LOST_AFTER: its trainer died
+    # without a word (SIGKILL, a power cut, a lost machine); ``--resume`` continues it
+
+
+STORED_STATUSES = (RunStatus.RUNNING, RunStatus.FINISHED, RunStatus.FAILED, RunStatus.STOPPED)
+
+# The trainer's store writer stamps ``runs.heartbeat_at`` when a run starts (or resumes) and
+# every HEARTBEAT_SECONDS after, from its own thread, whatever the training loop is doing; a
+# running run not heard from for LOST_AFTER (nine heartbeats) is lost.
+HEARTBEAT_SECONDS = 10.0
+LOST_AFTER = dt.timedelta(seconds=90)
+
+
+def last_heard(heartbeat_at: dt.datetime | None,
+               activity: Iterable[dt.datetime | None] = ()) -> dt.datetime | None:
+    """When a run was last heard from: its heartbeat; for a row written before heartbeats
+    (``heartbeat_at`` null), the newest of ``activity`` (its row's update, its newest
+    checkpoint, its newest metric point)."""
+    if heartbeat_at is not None:
+        return heartbeat_at
+    known = [t for t in activity if isinstance(t, dt.datetime)]
+    return max(known) if known else None
+
+
+def effective_status(status: str, heard: dt.datetime | None, now: dt.datetime) -> str:
+    """The status to show at ``now`` (naive UTC, as the store keeps times): ``lost`` for a
+    running run last ``heard`` from (``last_heard``) more than LOST_AFTER ago, else the stored
+    one. The one place the rule is written: the dashboard's pages and JSON twins use it."""
+    if status == RunStatus.RUNNING and heard is not None and now - heard > LOST_AFTER:
+        return RunStatus.LOST
+    return status
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,10 @@ a test can kill the process while it is inside one:
 - a checkpoint save: ``torch.save`` to a ``ckpt_*`` file serialises to memory, then writes the
   bytes in ``CHUNKS`` pieces with a pause between them (a slow disk);
 - an evaluation write: inside the store writer's transaction, a pause before each SQL statement
-  and before the COMMIT (a busy database).
+  and before the COMMIT (a busy database);
+- with ``$LAMBDASCOPE_CRASH_STEP_PAUSE`` set (seconds), every training step takes that much
+  longer and writes its live metric points (a model whose steps are slower than the points'
+  interval), so that a kill between two checkpoints leaves points the resumed run writes again.
 
 Each section appends ``<event> <step> <time>`` lines to ``$LAMBDASCOPE_CRASH_LOG``: ``save_begin``,
 ``save_end`` (the bytes are written; the rename follows), ``eval_begin``, ``eval_end`` (committed).
@@ -33,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LOG_ENV = "LAMBDASCOPE_CRASH_LOG"
 PAUSE_ENV = "LAMBDASCOPE_CRASH_PAUSE"  # seconds per pause (default 0.04)
+STEP_PAUSE_ENV = "LAMBDASCOPE_CRASH_STEP_PAUSE"  # seconds added to every training step (default none)
 CHUNKS = 8
 
 
@@ -105,6 +109,19 @@ def install_slow_points() -> None:
 
     tw.StoreWriter._write_evaluation = slow_write
 
+    step_pause = float(os.environ.get(STEP_PAUSE_ENV, "0") or 0)
+    if step_pause:
+        import trainer.train as tt
+
+        real_step = tt.Training.train_step
+
+        def slow_step(self, stop_requested):
+            time.sleep(step_pause)
+            return real_step(self, stop_requested)
+
+        tt.Training.train_step = slow_step
+        tt._Window.age = lambda self: float("inf")  # live points at every step
+
 
 def child_main(argv: list[str]) -> int:
     install_slow_points()
@@ -147,8 +164,8 @@ class Kill:
     stderr: str = field(repr=False, default="")
 
 
-def start(cmd: list[str], log: Path, pause: float = 0.04) -> subprocess.Popen:
-    env = dict(os.environ, **{LOG_ENV: str(log), PAUSE_ENV: str(pause)})
+def start(cmd: list[str], log: Path, pause: float = 0.04, step_pause: float = 0.0) -> subprocess.Popen:
+    env = dict(os.environ, **{LOG_ENV: str(log), PAUSE_ENV: str(pause), STEP_PAUSE_ENV: str(step_pause)})
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)

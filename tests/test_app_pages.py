@@ -437,17 +437,18 @@ def test_runs_table_polls_while_a_run_is_running(client):
     assert frag.text.lstrip().startswith('<div id="runs_table"') and "<html" not in frag.text
 
 
-def test_a_running_run_not_heard_from_for_long_is_flagged(fresh_client, fresh):
-    """A killed trainer cannot mark its run: the dashboard says when a 'running' run was last
-    heard from (its row, its newest checkpoint, its newest loss point) once that is > 10 min."""
+def test_a_running_run_not_heard_from_for_90_s_is_lost(fresh_client, fresh):
+    """A killed trainer cannot mark its run: a 'running' run is shown lost once it has not been
+    heard from for 90 s: its heartbeat, or for a row from before heartbeats (the seeded one), its
+    row, its newest checkpoint and its newest loss point (tests/test_store_truth.py: a real trainer)."""
     import datetime as dt
 
     from lambdascope.store import utcnow
 
     c = fresh_client
     runs = {r["id"]: r for r in c.get("/runs.json").json()["runs"]}
-    assert runs[fresh.run_b]["status"] == "running" and runs[fresh.run_b]["stale"] is False
-    assert runs[fresh.run_a]["stale"] is False  # finished: never stale
+    assert runs[fresh.run_b]["status"] == "running" and runs[fresh.run_b]["last_heard_at"] is not None
+    assert runs[fresh.run_a]["status"] == "finished" and runs[fresh.run_a]["last_heard_at"] is None
     assert "no sign of life" not in c.get("/").text
 
     long_ago = utcnow() - dt.timedelta(minutes=42)
@@ -458,17 +459,27 @@ def test_a_running_run_not_heard_from_for_long_is_flagged(fresh_client, fresh):
         db.execute("UPDATE metric_points SET time = ? WHERE run_id = ?", (str(long_ago), fresh.run_b))
         db.execute("UPDATE checkpoints SET created_at = ? WHERE run_id = ?", (str(long_ago), fresh.run_b))
     run = next(r for r in c.get("/runs.json").json()["runs"] if r["id"] == fresh.run_b)
-    assert run["stale"] is True and run["last_activity"].startswith(long_ago.isoformat()[:16])
+    assert run["status"] == "lost" and run["last_heard_at"].startswith(long_ago.isoformat()[:16])
+    assert run["silent_s"] // 60 in (41, 42)
     for page in ("/", f"/runs/{fresh.run_b}"):
         html = c.get(page).text
-        assert re.search(r"no sign of life for 4[12] min", html), page
-    assert c.get(f"/runs/{fresh.run_b}.json").json()["run"]["stale"] is True
+        assert re.search(r"no sign of life for 4[12] min", html) and "status-lost" in html, page
+    assert c.get(f"/runs/{fresh.run_b}.json").json()["run"]["status"] == "lost"
     assert 'class="live-dot"' not in c.get(f"/runs/{fresh.run_b}").text
+    assert 'hx-trigger="every 10s"' in c.get("/").text  # still polled: a resume shows by itself
 
     # a new loss point: heard from again
     with db:
         db.execute("INSERT INTO metric_points (run_id, step, name, value, time) VALUES (?, ?, 'loss', 1.0, ?)",
                    (fresh.run_b, 10**6, str(utcnow())))
+    run = next(r for r in c.get("/runs.json").json()["runs"] if r["id"] == fresh.run_b)
+    assert run["status"] == "running"
+
+    # a heartbeat is the word once there is one: 2 min old is lost, whatever else is new
+    with db:
+        db.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?",
+                   (str(utcnow() - dt.timedelta(minutes=2)), fresh.run_b))
     db.close()
     run = next(r for r in c.get("/runs.json").json()["runs"] if r["id"] == fresh.run_b)
-    assert run["stale"] is False
+    assert run["status"] == "lost" and run["silent_s"] >= 120
+    assert "no sign of life for 2 min" in c.get(f"/runs/{fresh.run_b}").text

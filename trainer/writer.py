@@ -11,6 +11,15 @@ checkpoint row, all predictions, rollouts and its metric points) in one transact
 or none of it. The checkpoint file the row names is fsynced (with its folder) first, so that
 not even a power loss leaves a row without its whole file.
 
+The thread also keeps the run's heartbeat (``runs.heartbeat_at``): stamped by ``start_run`` and
+then every ``heartbeat_seconds`` on the thread's own timer, whatever the training loop is doing
+(a long evaluation sends nothing for minutes), until the run's row says it ended. A running run
+whose heartbeat is old is shown as lost (``lambdascope.vocabulary.effective_status``).
+
+Metric points go through ``store.insert_metric_points``: a point of a (run, name, step) the
+store holds replaces it, so a run resumed from a checkpoint writes no repeats for the steps it
+takes again.
+
 A database error is kept and raised in the training thread at its next call (``check``), so a
 run does not go on silently unrecorded.
 """
@@ -25,9 +34,9 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from lambdascope.store import (Checkpoint, DataProblem, Label, MetricPoint, Run, ensure_eval_set, utcnow,
-                              write_evaluation)
-from lambdascope.vocabulary import RunStatus
+from lambdascope.store import (Checkpoint, DataProblem, Label, Run, ensure_eval_set, insert_metric_points,
+                               utcnow, write_evaluation)
+from lambdascope.vocabulary import HEARTBEAT_SECONDS, RunStatus
 
 from .checkpoints import make_durable
 from .config import ConfigError
@@ -38,9 +47,12 @@ class WriterError(RuntimeError):
 
 
 class StoreWriter:
-    def __init__(self, sessionmaker, flush_seconds: float = 2.0):
+    def __init__(self, sessionmaker, flush_seconds: float = 2.0, heartbeat_seconds: float = HEARTBEAT_SECONDS):
         self.sessionmaker = sessionmaker
         self.flush_seconds = flush_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self._beating: int | None = None  # the run whose heartbeat the thread keeps
+        self._next_beat = 0.0  # time.monotonic() of its next stamp
         self.error: BaseException | None = None
         self.written = {"metric_points": 0, "evaluations": 0}
         self.busy_seconds = 0.0  # wall time the thread spent writing
@@ -85,7 +97,9 @@ class StoreWriter:
                 s.add(run)
             run.status, run.message, run.updated_at, run.finished_at = RunStatus.RUNNING, None, utcnow(), None
             run.data_files, run.data_hash = data_files, data_hash
+            run.heartbeat_at = run.updated_at
             s.flush()
+            self._beating, self._next_beat = run.id, time.monotonic() + self.heartbeat_seconds
             return run.id
 
         return self._call(write)
@@ -106,6 +120,7 @@ class StoreWriter:
             run.validation = report
             if failure:
                 run.status, run.message, run.finished_at = RunStatus.FAILED, failure, utcnow()
+                self._beating = None
                 return None, None
             if eval_set is None:
                 return None, None
@@ -152,12 +167,17 @@ class StoreWriter:
         pending: list[dict] = []
         last_flush = time.monotonic()
         while True:
-            wait = max(0.0, self.flush_seconds - (time.monotonic() - last_flush))
+            now = time.monotonic()
+            waits = [max(0.0, self.flush_seconds - (now - last_flush))] if pending else []
+            if self._beating is not None:
+                waits.append(max(0.0, self._next_beat - now))
             try:
-                kind, item = self._queue.get(timeout=wait if pending else None)
+                kind, item = self._queue.get(timeout=min(waits) if waits else None)
             except queue.Empty:
                 kind, item = "tick", None
             try:
+                if self._beating is not None and time.monotonic() >= self._next_beat:
+                    self._beat()
                 if kind == "metric":
                     pending.append(item)
                 elif kind == "evaluation":
@@ -181,12 +201,19 @@ class StoreWriter:
             elif kind == "stop":
                 return
 
+    def _beat(self) -> None:
+        """Stamp the run's heartbeat (the next one is due ``heartbeat_seconds`` from now, even
+        if this one fails: the error is the training thread's to raise)."""
+        run_id, self._next_beat = self._beating, time.monotonic() + self.heartbeat_seconds
+        with self.sessionmaker() as s, s.begin():
+            s.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow()))
+
     def _write_metrics(self, points: list[dict]) -> None:
         if not points:
             return
         t0 = time.perf_counter()
         with self.sessionmaker() as s, s.begin():
-            s.execute(MetricPoint.__table__.insert(), points)
+            insert_metric_points(s, points)
         self.written["metric_points"] += len(points)
         self.busy_seconds += time.perf_counter() - t0
 
@@ -208,8 +235,13 @@ class StoreWriter:
             done.set()
 
     def _update_run(self, run_id: int, values: dict) -> None:
+        now = utcnow()
+        if "status" in values and values["status"] != RunStatus.RUNNING and run_id == self._beating:
+            self._beating = None  # ended: no heartbeat after its last word
+        elif run_id == self._beating:
+            values = dict(values, heartbeat_at=now)
         with self.sessionmaker() as s, s.begin():
-            s.execute(update(Run).where(Run.id == run_id).values(updated_at=utcnow(), **values))
+            s.execute(update(Run).where(Run.id == run_id).values(updated_at=now, **values))
 
 
 class NullWriter:
