@@ -1,6 +1,8 @@
 """A seeded store for the dashboard's tests and benchmark: real traces from the reference
-generator, synthetic predictions (exact ones, spans that are off, normal-form mistakes) written
-through ``store.ensure_eval_set`` and ``store.write_evaluation`` like the trainer writes them.
+generator, synthetic predictions (exact ones, spans that are off, other subterms and redexes,
+normal-form mistakes) written through ``store.ensure_eval_set`` and ``store.write_evaluation``
+like the trainer writes them (which judges each prediction's error kind and each rollout's
+outcome), and rollouts that follow ``trainer.metrics.rollout``'s rules.
 
 The two checkpoints of run ``run-a`` differ in a known way: the second fixes some of the
 first's mistakes and breaks exactly one example (``Seeded.regression``).
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 from lambdascope.generate import Options, generate
 from lambdascope.spans import span_iou
 from lambdascope.store import DataProblem, MetricPoint, Run, ensure_eval_set, open_store, write_evaluation
-from lambdascope.terms import contract_span, parse, print_with_span
+from lambdascope.terms import alpha_equivalent, contract_span, is_redex, parse, print_term, redex_span, subterms
 from lambdascope.traces import Record, TraceResult
 
 XSS = '<script>alert("x")</script>"><img src=x onerror=alert(1)>'
@@ -31,14 +33,23 @@ def make_traces(n: int, seed: int) -> list[TraceResult]:
 
 
 def wrong_span(rng: random.Random, term: str, gold: tuple[int, int]) -> tuple[int, int]:
-    """A plausible wrong prediction: normal form too early, a redex where there is none, or a
-    span whose ends are off."""
+    """A plausible wrong prediction: normal form too early, a redex where there is none, another
+    subterm (a redex that is not the normal-order one, or one that is no redex), or a span
+    whose ends are off."""
     n = len(term)
     if gold == (0, 0):
         s = rng.randrange(0, max(1, n - 1))
         return s, rng.randrange(s + 1, n + 1)
-    if rng.random() < 0.2:
+    r = rng.random()
+    if r < 0.2:
         return 0, 0
+    if r < 0.45:
+        nodes = [(span, is_redex(node)) for span, _, node in subterms(parse(term)) if span != gold]
+        redexes = [span for span, redex in nodes if redex]
+        if redexes and rng.random() < 0.6:
+            return rng.choice(redexes)
+        if nodes:
+            return rng.choice(nodes)[0]
     for _ in range(20):
         s = min(max(0, gold[0] + rng.randint(-4, 4)), n - 1)
         e = min(max(s + 1, gold[1] + rng.randint(-6, 6)), n)
@@ -55,26 +66,40 @@ def prediction(rng: random.Random, eid: int, term: str, gold: tuple[int, int], p
             "iou": span_iou(pred[0], pred[1], gold[0], gold[1]), "exact": exact}
 
 
+ROLLOUT_MAX_LEN = 1024  # trainer.metrics.rollout's default
+
+
 def rollout_of(trace: TraceResult, preds: dict[int, tuple[int, int]]) -> dict:
-    """The model follows the gold trace until its first wrong span; there it contracts what it
-    pointed at (when that is a redex) and stops."""
-    path = []
+    """The model's own reduction, by ``trainer.metrics.rollout``'s rules: on the gold trace it
+    predicts the step's seeded span; off it (after contracting another redex) the normal-order
+    redex; it stops at a predicted normal form, at a span that is no redex, past twice the gold
+    number of steps or past the length cap. The path holds each term it saw and its span."""
+    records = trace.records
+    total = records[0].steps_total
+    term, text = parse(records[0].term), records[0].term
+    path: list = []
     first = None
-    for r in trace.records:
-        p = preds[r.step_k]
-        path.append([r.term, list(p)])
-        if p != r.span:
-            first = r.step_k
-            if p != (0, 0):
-                nxt = contract_span(parse(r.term), p)
-                if nxt is not None:
-                    text, span = print_with_span(nxt)
-                    path.append([text, list(span)])
+    steps, on_gold = 0, True
+    success = reached = False
+    while True:
+        k = steps
+        on_gold = on_gold and k < len(records) and text == records[k].term
+        span = preds[k] if on_gold else redex_span(term)
+        path.append([text, list(span)])
+        if first is None and (k >= len(records) or span != records[k].span):
+            first = k
+        if span == (0, 0):
+            reached = redex_span(term) == (0, 0)
+            success = reached and k == total and alpha_equivalent(term, parse(records[-1].term))
             break
-    total = trace.records[0].steps_total
-    return {"trace_identity": trace.identity, "success": first is None,
-            "reached_normal_form": first is None or path[-1][1] == [0, 0],
-            "steps": len(path) - 1, "gold_steps": total, "first_divergent_step": first, "path": path}
+        nxt = contract_span(term, span)
+        if nxt is None:
+            break
+        term, text, steps = nxt, print_term(nxt), k + 1
+        if steps > 2 * total or len(text) > ROLLOUT_MAX_LEN:
+            break
+    return {"trace_identity": trace.identity, "success": success, "reached_normal_form": reached,
+            "steps": steps, "gold_steps": total, "first_divergent_step": first, "path": path}
 
 
 @dataclass
