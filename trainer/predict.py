@@ -306,3 +306,18 @@ def _beliefs_of_batch(start_logits, end_logits, lengths, terms, golds) -> list[B
             "top_spans": top_spans, "redex_mass": redex_mass, "allowed_mass": allowed_mass[b],
         })
     return out
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[SpanModel, Vocab, dict]:
+    """The model (in eval mode), its vocabulary, and the whole checkpoint dict."""
+    ckpt = read_checkpoint(path, device)
+    model = SpanModel(ModelConfig(**ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"])
+    model.to(device).eval()
+    return model, Vocab(ckpt["vocab"]), ckpt
+
+
+def load_predictor(path: str | Path, device: str = "cpu") -> Predictor:
+    """``lambdascope.predictor.ModelLoader``: a checkpoint file's predictor."""
+    model, vocab, _ = load_checkpoint(path, device)
+    return Predictor(model, vocab, device)
