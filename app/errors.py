@@ -29,3 +29,16 @@ class NotFound(HTTPError):
     """No such run, checkpoint, trace or label."""
 
     status_code = 404
+
+
+class QueryTimeout(HTTPError):
+    """A query of the page ran past the server's limit (``serve --query-timeout``) and was
+    stopped (``app.query_limit``)."""
+
+    status_code = 503
+
+    def __init__(self, seconds: float):
+        super().__init__(f"this page's query ran past the server's limit of {seconds:g} s "
+                         "(serve --query-timeout) and was stopped; try again, or ask for less "
+                         "(a narrower filter, a smaller page)")
+        self.seconds = seconds

@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -26,11 +27,12 @@ from lambdascope.predictor import ModelLoader
 from lambdascope.store import make_engine, open_store
 
 from .cache import Aggregates, Warmer
-from .errors import HTTPError
+from .errors import HTTPError, QueryTimeout
 from .rendering import Renderer
+from .query_limit import limit_queries, is_query_timeout
 from .routes import router
 from .security import SecurityMiddleware
-from .settings import MAX_THREADS, Settings
+from .settings import MAX_QUERY_TIMEOUT, MAX_THREADS, Settings
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 READ_POOL = 4  # read connections kept open at least; a page holds one while it runs
@@ -55,6 +57,8 @@ def create_app(settings: Settings, *, model_loader: ModelLoader | None = None) -
     shows the true reduction alone and says why."""
     if not 1 <= settings.threads <= MAX_THREADS:
         raise ValueError(f"threads: 1 to {MAX_THREADS}, got {settings.threads}")
+    if not 0 <= settings.query_timeout <= MAX_QUERY_TIMEOUT:  # NaN fails too
+        raise ValueError(f"query_timeout: 0 to {MAX_QUERY_TIMEOUT:g} seconds, got {settings.query_timeout}")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -88,6 +92,7 @@ def create_app(settings: Settings, *, model_loader: ModelLoader | None = None) -
                               max_overflow=settings.threads + 1)
     if read_engine.dialect.name == "sqlite":
         event.listen(read_engine, "connect", _read_only_pragmas)
+    limit_queries(read_engine, settings.query_timeout)  # a page's query past it: a 503
     app.state.settings = settings
     app.state.model_loader = model_loader
     app.state.read_engine, app.state.write_engine = read_engine, write_engine
@@ -117,6 +122,13 @@ def create_app(settings: Settings, *, model_loader: ModelLoader | None = None) -
     @app.exception_handler(HTTPError)
     async def http_error_of_app(request: Request, exc: HTTPError):
         return error(request, exc.status_code, exc.message)
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError):
+        if is_query_timeout(exc):
+            timeout = QueryTimeout(settings.query_timeout)
+            return error(request, timeout.status_code, timeout.message)
+        raise exc  # a 500, as without this handler
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):

@@ -20,6 +20,8 @@ SETTINGS_ENV = "LAMBDASCOPE_SERVE_SETTINGS"  # serve -> its worker processes
 TOKEN_RE = re.compile(r"[A-Za-z0-9._~+/=-]{8,256}")
 MAX_THREADS = 64  # threads at most: past a few, threads only wait for the GIL
 DEFAULT_THREADS = 2  # see main.create_app for why
+DEFAULT_QUERY_TIMEOUT = 2.0  # seconds a page's query may run (app.query_limit)
+MAX_QUERY_TIMEOUT = 3600.0
 
 
 class SettingsError(ValueError):
@@ -32,6 +34,7 @@ class Settings:
     token: str | None = None  # when set, every request must carry it
     allowed_hosts: tuple[str, ...] | None = None  # Host header names accepted; None: any
     warm_caches: bool = True  # compute new checkpoints' summaries in the background
+    query_timeout: float = DEFAULT_QUERY_TIMEOUT  # seconds a query may run (0: no limit); then a 503
     threads: int = DEFAULT_THREADS  # requests handled at once (see main.create_app)
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
@@ -51,7 +54,8 @@ def is_loopback(host: str) -> bool:
 
 
 def serve_settings(db: str | None, host: str, token: str | None,
-                   threads: int = DEFAULT_THREADS) -> Settings:
+                   threads: int = DEFAULT_THREADS, *,
+                   query_timeout: float = DEFAULT_QUERY_TIMEOUT) -> Settings:
     """The server's settings, or a SettingsError: a host other than loopback needs a token."""
     token = token or os.environ.get(TOKEN_ENV) or None
     if token is not None and not TOKEN_RE.fullmatch(token):
@@ -62,13 +66,14 @@ def serve_settings(db: str | None, host: str, token: str | None,
                             "or keep the default --host 127.0.0.1")
     # without a token, answer only to loopback names (no DNS rebinding onto the dashboard)
     allowed = None if token else ("127.0.0.1", "localhost", "[::1]", "::1", host)
-    return Settings(db_url=resolve_db_url(db), token=token, allowed_hosts=allowed, threads=threads)
+    return Settings(db_url=resolve_db_url(db), token=token, allowed_hosts=allowed, threads=threads,
+                    query_timeout=query_timeout)
 
 
 def settings_to_env(settings: Settings) -> str:
     return json.dumps({"db_url": settings.db_url, "token": settings.token,
                        "allowed_hosts": settings.allowed_hosts, "secret": settings.secret.hex(),
-                       "threads": settings.threads})
+                       "threads": settings.threads, "query_timeout": settings.query_timeout})
 
 
 def settings_from_env() -> Settings:
@@ -76,4 +81,5 @@ def settings_from_env() -> Settings:
     hosts = d.get("allowed_hosts")
     return Settings(db_url=d["db_url"], token=d.get("token"),
                     allowed_hosts=tuple(hosts) if hosts is not None else None,
-                    secret=bytes.fromhex(d["secret"]), threads=d["threads"])
+                    secret=bytes.fromhex(d["secret"]), threads=d["threads"],
+                    query_timeout=d.get("query_timeout", DEFAULT_QUERY_TIMEOUT))

@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-from app.settings import DEFAULT_THREADS, MAX_THREADS, SETTINGS_ENV, TOKEN_ENV
+from app.settings import DEFAULT_QUERY_TIMEOUT, DEFAULT_THREADS, MAX_QUERY_TIMEOUT, MAX_THREADS, SETTINGS_ENV, TOKEN_ENV
 
 from .common import UsageError, number_type, port
 
@@ -45,7 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from app.settings import serve_settings, settings_to_env
 
-    settings = serve_settings(args.db, args.host, args.token, args.threads)
+    settings = serve_settings(args.db, args.host, args.token, args.threads, query_timeout=args.query_timeout)
     where = f"http://{args.host if ':' not in args.host else f'[{args.host}]'}:{args.port}/"
     print(f"lambdascope: serving {settings.db_url} at {where}"
           + (f" with {args.workers} worker processes" if args.workers > 1 else "")
@@ -108,6 +108,8 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
 threads = number_type(lo=1, hi=MAX_THREADS, expected="expected a number of threads, got {text}",
                       out_of_range="expected 1 to {hi} threads, got {value}")
+seconds = number_type(kind=float, lo=0, hi=MAX_QUERY_TIMEOUT, expected="expected a number of seconds, got {text}",
+                      out_of_range="expected 0 to {hi:g} seconds, got {value}")
 
 
 def register(sub) -> None:
@@ -128,6 +130,9 @@ def register(sub) -> None:
                    help="requests each process handles at once (default 2). The pages are "
                    "Python-bound: more threads only take turns on the GIL and make every "
                    "request slower; raise it for a PostgreSQL store across a slow network")
+    s.add_argument("--query-timeout", type=seconds, default=DEFAULT_QUERY_TIMEOUT, metavar="SECONDS",
+                   help=f"the longest a page's query may run (default {DEFAULT_QUERY_TIMEOUT:g}; 0: no "
+                   "limit); the page then answers 503 with a message and the server goes on")
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn's log level (default info)")
     s.set_defaults(func=cmd_serve)
