@@ -160,6 +160,93 @@ def test_clicking_a_histogram_bar_lists_exactly_that_bin(page, server):
         assert page.locator(".results-head strong").inner_text().replace(",", "") == str(len(want))
 
 
+def listed_examples(page) -> list[int]:
+    """The example ids of a list (examples or a comparison), page after page by its Next link."""
+    listed = []
+    while True:
+        listed += page.eval_on_selector_all("table.examples tbody tr, table.compare-rows tbody tr",
+                                            "rs => rs.map(r => +r.dataset.example)")
+        nxt = page.locator("nav.pager a[data-next]")
+        if nxt.count() == 0:
+            return listed
+        nxt.click()
+        page.wait_for_load_state()
+
+
+def kinds_of(seeded, ck) -> dict[int, str]:
+    from lambdascope.diagnosis import error_kind
+
+    return {seeded.example_ids[(tr.identity, r.step_k)]: error_kind(r.term, seeded.preds[ck][(tr.identity, r.step_k)])
+            for tr in seeded.traces for r in tr.records}
+
+
+def test_clicking_a_kind_count_lists_exactly_those_examples(page, server):
+    base, seeded = server
+    ck = seeded.ck1
+    counts = get_json(page, f"{base}/checkpoints/{ck}.json")["summary"]["error_kinds"]
+    kinds = kinds_of(seeded, ck)
+    # the commonest wrong kind (more than a page of 50), and a rare one
+    wrong = sorted((n, k) for k, n in counts.items() if k != "exact" and n)
+    for kind in (wrong[-1][1], wrong[0][1], "exact"):
+        page.goto(f"{base}/checkpoints/{ck}")
+        page.locator(f'#error-kinds a.kind-count[data-kind="{kind}"]').click()
+        page.wait_for_url("**/examples?*kind=*")
+        assert page.locator(f'input[name="kind"][value="{kind}"]').is_checked()
+        listed = listed_examples(page)
+        want = sorted(eid for eid, k in kinds.items() if k == kind)
+        assert sorted(listed) == want and len(want) == counts[kind], kind
+        assert page.locator(".results-head strong").inner_text().replace(",", "") == str(len(want))
+    # ticking a second kind in the form lists both
+    page.goto(f"{base}/examples?ck={ck}&kind={wrong[-1][1]}")
+    page.locator(f'input[name="kind"][value="{wrong[-2][1]}"]').check()
+    page.wait_for_url(f"**kind={wrong[-1][1]}**kind={wrong[-2][1]}**" if list(counts).index(wrong[-1][1])
+                      < list(counts).index(wrong[-2][1]) else f"**kind={wrong[-2][1]}**kind={wrong[-1][1]}**")
+    both = {wrong[-1][1], wrong[-2][1]}
+    assert sorted(listed_examples(page)) == sorted(eid for eid, k in kinds.items() if k in both)
+    shot(page, "examples-kinds")
+
+
+def test_clicking_a_transition_cell_lists_exactly_those_pairs(page, server):
+    base, seeded = server
+    page.goto(f"{base}/compare?a={seeded.ck1}&b={seeded.ck2}")
+    shot(page, "compare-kinds")
+    ka_of, kb_of = kinds_of(seeded, seeded.ck1), kinds_of(seeded, seeded.ck2)
+    cells = page.eval_on_selector_all("#kind-transitions a[data-kind-a]", """as => as.map(a => [
+        a.dataset.kindA, a.dataset.kindB, +a.dataset.count])""")
+    assert len(cells) > 7
+    # an off-diagonal cell of more than a page (25 rows), one of a few, and the diagonal's exact -> exact
+    off = sorted((n, ka, kb) for ka, kb, n in cells if ka != kb)
+    exact = next(c for c in cells if c[0] == c[1] == "exact")
+    for ka, kb, n in ((off[-1][1], off[-1][2], off[-1][0]), (off[0][1], off[0][2], off[0][0]), exact):
+        page.goto(f"{base}/compare?a={seeded.ck1}&b={seeded.ck2}")
+        page.locator(f'#kind-transitions a[data-kind-a="{ka}"][data-kind-b="{kb}"]').click()
+        page.wait_for_url(f"**kind_a={ka}&kind_b={kb}")
+        assert page.locator("#kind-transitions td.active").count() == 1
+        listed = listed_examples(page)
+        want = sorted(eid for eid in ka_of if (ka_of[eid], kb_of[eid]) == (ka, kb))
+        assert sorted(listed) == want and len(want) == n, (ka, kb)
+    page.goto(f"{base}/compare?a={seeded.ck1}&b={seeded.ck2}&kind=all&kind_a={off[-1][1]}&kind_b={off[-1][2]}")
+    shot(page, "compare-kind-cell")
+
+
+def test_trace_and_run_pages_show_kinds_and_outcomes(page, server):
+    base, seeded = server
+    # a trace with a wrong step of a redex kind, if the seeded store has one
+    rows = get_json(page, f"{base}/examples.json?ck={seeded.ck1}&kind=inner_redex&kind=right_redex")["rows"]
+    ident = rows[0]["trace_identity"]
+    page.goto(f"{base}/traces/{ident}?ck={seeded.ck1}&step={rows[0]['step_k']}")
+    d = get_json(page, f"{base}/traces/{ident}.json?ck={seeded.ck1}")
+    badges = page.eval_on_selector_all("table.trace .why .badge.kind", "bs => bs.map(b => [b.dataset.kind, b.title])")
+    assert [k for k, _ in badges] == [s["error_kind"] for s in d["steps"] if s["error_kind"] != "exact"]
+    assert page.locator(f'.rollout-summary .badge.outcome[data-outcome="{d["rollout"]["outcome"]}"]').count() == 1
+    shot(page, "trace-kinds")
+    page.goto(f"{base}/runs/{seeded.run_a}")
+    segs = page.locator("svg.stacked rect.seg")
+    assert segs.count() == sum(1 for k in get_json(page, f"{base}/runs/{seeded.run_a}.json")["kinds_by_checkpoint"]
+                               for n in k["counts"].values() if n)
+    shot(page, "run-kinds")
+
+
 def test_keyboard_labels_a_trace_and_a_step(page, server):
     base, seeded = server
     tr = seeded.traces[7]
