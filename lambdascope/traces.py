@@ -92,6 +92,26 @@ class TraceResult:
         return trace_identity(self.records[0].term) if self.records else ""
 
 
+def unique_traces(traces: Iterable[TraceResult]) -> list[TraceResult]:
+    """One trace per identity (the first), traces without records left out: an evaluation set
+    holds each trace once (``lambdascope.store.ensure_eval_set``)."""
+    seen: set[str] = set()
+    out = []
+    for tr in traces:
+        if tr.records and tr.identity not in seen:
+            seen.add(tr.identity)
+            out.append(tr)
+    return out
+
+
+def eval_set_name(traces: Iterable[TraceResult]) -> str:
+    """An evaluation set is named by its traces' identities, so the same traces make the same
+    set in any run, from any file and any trainer, and checkpoints evaluated on it can be
+    compared."""
+    idents = sorted({t.identity for t in traces if t.records})
+    return "eval-" + hashlib.sha256("\n".join(idents).encode()).hexdigest()[:16]
+
+
 def _byte_offset_hint(term_text: str, s: int, e: int) -> str:
     """A hint when a span is the normal-order redex counted in UTF-8 bytes, a classic bug."""
     try:

@@ -5,7 +5,7 @@ labellers, 60 s). Three processes, as in real use:
 
 - ``lambdascope serve`` on 127.0.0.1 (its stderr kept, to look for "database is locked" and
   tracebacks afterwards);
-- a writer process running the trainer's real ``trainer.writer.StoreWriter``: a live run with
+- a writer process running the trainer's real ``lambdascope.writer.StoreWriter``: a live run with
   metric points every few milliseconds and a whole evaluation (checkpoint row, a prediction for
   every example, rollouts, metric points) every ``eval_every`` seconds;
 - this process: reader threads requesting pages and JSON twins with no pause, and labeller
@@ -52,7 +52,7 @@ def writer_main(url: str, seconds: float, eval_every: float, out_path: str) -> N
     from sqlalchemy import select
 
     from lambdascope.store import EvalSet, Example, Run, open_store
-    from trainer.writer import StoreWriter
+    from lambdascope.writer import StoreWriter
 
     engine, Session = open_store(url)
     rng = random.Random(5)

@@ -55,7 +55,7 @@ def install_slow_points() -> None:
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    import trainer.writer as tw
+    import lambdascope.writer as tw
 
     pause = float(os.environ.get(PAUSE_ENV, "0.04"))
     real_save = torch.save

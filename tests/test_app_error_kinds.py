@@ -181,11 +181,11 @@ def test_rollouts_carry_their_outcome(client, seeded):
 
 
 def test_seeded_rollouts_follow_the_trainers_rules(seeded):
-    """tests/app_store.py's rollouts are those trainer.metrics.rollout makes with a predictor that
+    """tests/app_store.py's rollouts are those lambdascope.metrics.rollout makes with a predictor that
     gives the seeded span on the gold trace and the normal-order redex off it."""
     from lambdascope.terms import parse, redex_span
     from tests.app_store import rollout_of
-    from trainer.metrics import GoldTrace, rollout
+    from lambdascope.metrics import GoldTrace, rollout
 
     for ck in (seeded.ck1, seeded.ck2):
         for tr in seeded.traces:

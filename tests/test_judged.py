@@ -12,7 +12,7 @@ from lambdascope.spans import span_iou
 from lambdascope.store import Example, Prediction, Rollout, Run, ensure_eval_set, open_store, write_evaluation
 from lambdascope.terms import parse, redex_spans
 from lambdascope.traces import Record, TraceResult
-from trainer.metrics import GoldTrace, rollout
+from lambdascope.metrics import GoldTrace, rollout
 
 STOP_OUTCOMES = {"not_a_redex": {"not_redex"}, "step_cap": {"step_cap"}, "too_long": {"too_long"},
                  "normal_form": {"success", "other_path", "other_nf", "false_nf"}}

@@ -1,4 +1,4 @@
-"""trainer.metrics: span IoU, offsets, per-step figures and rollouts (pure functions)."""
+"""lambdascope.metrics: span IoU, offsets, per-step figures and rollouts (pure functions)."""
 
 import pytest
 from hypothesis import given
@@ -6,8 +6,8 @@ from hypothesis import strategies as st
 
 from lambdascope.spans import char_to_token_span, token_to_char_span
 from lambdascope.terms import parse, redex_spans
-from trainer import metrics
-from trainer.metrics import (GoldTrace, accuracy_by, iou_histogram, length_bucket, nf_precision_recall_f1,
+from lambdascope import metrics
+from lambdascope.metrics import (GoldTrace, accuracy_by, iou_histogram, length_bucket, nf_precision_recall_f1,
                              rollout, rollout_summary, span_iou, step_exact, step_metrics,
                              steps_left_bucket, trace_accuracy)
 

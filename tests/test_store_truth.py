@@ -47,7 +47,7 @@ def test_a_running_run_unheard_from_for_over_90_s_is_lost():
 def test_the_writer_stamps_the_heartbeat_on_its_own_timer(tmp_path):
     """From the start, every HEARTBEAT_SECONDS (here 0.1 s) while the training side sends
     nothing at all (a long evaluation), and no more once the run has ended."""
-    from trainer.writer import StoreWriter
+    from lambdascope.writer import StoreWriter
 
     engine, Session = open_store(f"sqlite:///{tmp_path}/store.db")
     w = StoreWriter(Session, heartbeat_seconds=0.1)

@@ -1,4 +1,4 @@
-"""trainer.writer: evaluations are written whole or not at all; metric points flow on their own."""
+"""lambdascope.writer: evaluations are written whole or not at all; metric points flow on their own."""
 
 import threading
 import time
@@ -9,7 +9,7 @@ from sqlalchemy import event, func, select
 from lambdascope.store import (Checkpoint, MetricPoint, Prediction, Rollout, Run, ensure_eval_set,
                                open_store)
 from lambdascope.traces import Record, TraceResult
-from trainer.writer import NullWriter, StoreWriter, WriterError
+from lambdascope.writer import NullWriter, StoreWriter, WriterError
 
 
 def trace(tid: str, terms_spans) -> TraceResult:

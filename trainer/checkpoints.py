@@ -1,7 +1,9 @@
 """The checkpoint file: its format version, where files go, saving, listing, loading, and making
 a saved file durable. A checkpoint carries everything needed to rebuild and compare it: the
 model and training configurations, the vocabulary, the weights and optimiser state, the run's
-id and name, the counters and the data position (``Training.checkpoint_payload``)."""
+id and name, the counters and the data position (``Training.checkpoint_payload``). The store
+writer makes a saved file durable before its row is committed
+(``lambdascope.writer.make_durable``)."""
 
 from __future__ import annotations
 
@@ -49,24 +51,3 @@ def read_checkpoint(path: str | Path, device: str = "cpu") -> dict:
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise ValueError(f"{path}: not a lambdascope checkpoint (format {found!r})")
     return ckpt
-
-
-def make_durable(path: str | None) -> None:
-    """fsync a checkpoint file and its folder. The trainer saves a checkpoint (a temporary file
-    renamed into place) before it queues the evaluation that names it; without this, a power
-    loss after the row's commit could leave the row naming an empty or truncated file, since
-    neither the file's bytes nor the rename need be on disk yet. A missing file (a test's path,
-    a file from elsewhere) is left alone. Runs in the writer's thread, off the training loop."""
-    if not path:
-        return
-    for target in (path, os.path.dirname(os.path.abspath(path))):
-        try:
-            fd = os.open(target, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)

@@ -4,18 +4,18 @@ rows ready for ``lambdascope.store.write_evaluation``. Used by training and by
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lambdascope.spans import span_iou
-from lambdascope.traces import TraceResult
+from lambdascope.metrics import GoldTrace, rollout, rollout_summary, score_steps
+from lambdascope.traces import TraceResult, eval_set_name, unique_traces
 from lambdascope.vocabulary import RunStatus
 
-from .metrics import GoldTrace, rollout, rollout_summary, step_metrics
 from .predict import Predictor
+
+__all__ = ["Evaluation", "evaluate", "eval_set_name", "unique_traces", "evaluate_checkpoint"]
 
 
 @dataclass
@@ -26,39 +26,20 @@ class Evaluation:
     seconds: float
 
 
-def unique_traces(traces: list[TraceResult]) -> list[TraceResult]:
-    """One trace per identity, as in ``store.ensure_eval_set``."""
-    seen: set[str] = set()
-    out = []
-    for tr in traces:
-        if tr.records and tr.identity not in seen:
-            seen.add(tr.identity)
-            out.append(tr)
-    return out
-
-
 def evaluate(predictor: Predictor, traces: list[TraceResult],
              example_ids: dict[tuple[str, int], int] | None = None, max_len: int = 1024) -> Evaluation:
     """Predict every step of ``traces`` (complete ones), score them, and roll each trace out
     with the model's own predictions. ``example_ids`` maps (identity, step_k) to the store's
-    example ids; without it no prediction rows are made."""
+    example ids; without it no prediction rows are made. The scoring is the core's
+    (``lambdascope.metrics.score_steps``, ``rollout``), as for an imported or recorded model."""
     t0 = time.perf_counter()
     traces = unique_traces(traces)
     records = [(tr.identity, r) for tr in traces for r in tr.records]
     terms = [r.term for _, r in records]
     preds = predictor.predict_many(terms)
-    spans = [(p[0], p[1]) for p in preds]
-    golds = [r.span for _, r in records]
-    metrics = step_metrics(spans, golds, [len(t) for t in terms],
-                           [r.steps_total - r.step_k for _, r in records], [i for i, _ in records])
-    rows = []
-    if example_ids is not None:
-        for (ident, r), (s, e, sc, ec), gold in zip(records, preds, golds):
-            rows.append(dict(example_id=example_ids[(ident, r.step_k)], pred_start=s, pred_end=e,
-                             start_conf=float(sc), end_conf=float(ec),
-                             iou=span_iou(s, e, gold[0], gold[1]), exact=(s, e) == tuple(gold)))
+    metrics, rows = score_steps(records, preds, example_ids)
     # a rollout that follows the gold trace meets the same terms again: reuse those predictions
-    known = dict(zip(terms, spans))
+    known = dict(zip(terms, [(p[0], p[1]) for p in preds]))
 
     def predict(texts: list[str]) -> list[tuple[int, int]]:
         missing = list({t for t in texts if t not in known})
@@ -72,13 +53,6 @@ def evaluate(predictor: Predictor, traces: list[TraceResult],
     seconds = time.perf_counter() - t0
     metrics["eval_seconds"] = round(seconds, 3)
     return Evaluation(metrics, rows, [r.row() for r in results], seconds)
-
-
-def eval_set_name(traces: list[TraceResult]) -> str:
-    """An evaluation set is named by its traces' identities, so the same traces make the same
-    set in any run, from any file, and checkpoints evaluated on it can be compared."""
-    idents = sorted({t.identity for t in traces if t.records})
-    return "eval-" + hashlib.sha256("\n".join(idents).encode()).hexdigest()[:16]
 
 
 def evaluate_checkpoint(checkpoint: str, paths: list[Path], *, db: str | None = None, name: str | None = None,

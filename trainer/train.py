@@ -3,7 +3,7 @@
 ``train(cfg)`` resolves the configuration (trainer/config.py), then a ``Training`` reads straight
 down: the store and the run, the data, the model and optimiser, evaluation, the loop, the
 summary. Its counters (step, tokens, seconds) are its attributes, saved in every checkpoint.
-The run's row is written only through the store writer (trainer/writer.py).
+The run's row is written only through the store writer (lambdascope/writer.py).
 """
 
 from __future__ import annotations
@@ -23,19 +23,19 @@ import torch
 
 from lambdascope.progress import progress_bar
 from lambdascope.store import open_store, resolve_db_url, utcnow
-from lambdascope.traces import expand_data_paths
+from lambdascope.traces import eval_set_name, expand_data_paths
 from lambdascope.vocabulary import EVAL_POINT_METRICS, RunStatus
+from lambdascope.writer import NullWriter, RunExistsError, StoreWriter, labelled_identities
 
 from . import distributed
 from .checkpoints import (CHECKPOINT_FORMAT, checkpoint_files, checkpoint_path, remove_stale_temporaries,
                           save_checkpoint)
 from .config import ConfigError, Resolved, TrainConfig, TrainError, resolve_config
 from .data import BatchStream, Vocab, collate, load_dataset, make_batches
-from .evaluate import eval_set_name, evaluate
+from .evaluate import evaluate
 from .model import ModelConfig, SpanModel, span_loss
 from .peak import read_peak
 from .predict import Predictor
-from .writer import NullWriter, StoreWriter, labelled_identities
 
 
 def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
@@ -141,10 +141,13 @@ class Training:
         if not ddp.is_main:  # the other processes read the labels and write nothing
             return exclude
         self.writer = StoreWriter(Session, flush_seconds=cfg.metrics_every)
-        self.run_id = self.writer.start_run(
-            self.run_name, resuming=self.ckpt is not None,
-            config={"train": asdict(cfg), "model": self.mcfg.to_dict()},
-            data_files=[str(p) for p in self.paths], data_hash=file_hash(self.paths))
+        try:
+            self.run_id = self.writer.start_run(
+                self.run_name, resuming=self.ckpt is not None,
+                config={"train": asdict(cfg), "model": self.mcfg.to_dict()},
+                data_files=[str(p) for p in self.paths], data_hash=file_hash(self.paths))
+        except RunExistsError as e:
+            raise ConfigError(f"{e}: pass {{resume}} to continue it, or another {{run_name}}") from None
         return exclude
 
     # -- data: validate, split, and stop early when too much of it is broken -------------------

@@ -1,15 +1,17 @@
 """The store writer: a background thread that owns the database session, so that training
-never waits for the database.
+never waits for the database. lambdascope's trainer (``trainer.train``) and the ``Recorder``
+(``lambdascope.recorder``, any other trainer) write through it.
 
-The run's row is written here and nowhere else in the trainer: ``start_run`` and ``record_data``
+The run's row is written here and nowhere else: ``start_run`` and ``record_data``
 (before training starts, waited for: the run's id and the evaluation set's ids are needed) and
 ``update_run`` (queued). While training, the loop only puts items on an unbounded queue
 (``metric``, ``evaluation``, ``update_run``), which never blocks. The thread commits metric points at least every
 ``flush_seconds`` so that curves move while a run trains, and writes each evaluation (the
-checkpoint row, all predictions, rollouts and its metric points) in one transaction through
-``store.write_evaluation``: a reader sees all of it or none of it, and a crash leaves all of it
-or none of it. The checkpoint file the row names is fsynced (with its folder) first, so that
-not even a power loss leaves a row without its whole file.
+checkpoint row, all predictions, rollouts and its metric points; with ``eval_set``, its
+evaluation set too) in one transaction through ``store.write_evaluation``: a reader sees all of
+it or none of it, and a crash leaves all of it or none of it. The checkpoint file the row names
+is fsynced (with its folder) first, so that not even a power loss leaves a row without its
+whole file.
 
 The thread also keeps the run's heartbeat (``runs.heartbeat_at``): stamped by ``start_run`` and
 then every ``heartbeat_seconds`` on the thread's own timer, whatever the training loop is doing
@@ -34,16 +36,43 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from lambdascope.store import (Checkpoint, DataProblem, Label, Run, ensure_eval_set, insert_metric_points,
-                               utcnow, write_evaluation)
-from lambdascope.vocabulary import HEARTBEAT_SECONDS, RunStatus
-
-from .checkpoints import make_durable
-from .config import ConfigError
+from .store import (Checkpoint, DataProblem, Label, Run, ensure_eval_set, insert_metric_points, utcnow,
+                    write_evaluation)
+from .vocabulary import HEARTBEAT_SECONDS, RunStatus
 
 
 class WriterError(RuntimeError):
     pass
+
+
+class RunExistsError(ValueError):
+    """A new run was asked for under a name the store already holds (``start_run``)."""
+
+    def __init__(self, name: str):
+        super().__init__(f"a run named {name!r} is already in the store")
+        self.name = name
+
+
+def make_durable(path: str | None) -> None:
+    """fsync a checkpoint file and its folder. The trainer saves a checkpoint (a temporary file
+    renamed into place) before it queues the evaluation that names it; without this, a power
+    loss after the row's commit could leave the row naming an empty or truncated file, since
+    neither the file's bytes nor the rename need be on disk yet. A missing file (a test's path,
+    a file from elsewhere, a recorder's evaluation without one) is left alone. Runs in the
+    writer's thread, off the training loop."""
+    if not path:
+        return
+    for target in (path, os.path.dirname(os.path.abspath(path))):
+        try:
+            fd = os.open(target, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 class StoreWriter:
@@ -84,14 +113,13 @@ class StoreWriter:
 
     def start_run(self, name: str, *, resuming: bool, config: dict, data_files: list[str],
                   data_hash: str) -> int:
-        """The run's row, new or resumed, marked running; its id. ConfigError when a new run's
-        name is taken."""
+        """The run's row, new or resumed, marked running; its id. RunExistsError when a new
+        run's name is taken."""
 
         def write(s) -> int:
             run = s.scalar(select(Run).where(Run.name == name))
             if run is not None and not resuming:
-                raise ConfigError(f"a run named {name!r} is already in the store: pass {{resume}} "
-                                  "to continue it, or another {run_name}")
+                raise RunExistsError(name)
             if run is None:
                 run = Run(name=name, config=config)
                 s.add(run)

@@ -1,7 +1,9 @@
-"""Evaluation metrics: pure functions over character spans (no model, no store).
+"""Evaluation metrics: pure functions over character spans (no model, no store, no torch).
 
-Spans are ``[start, end)`` character spans; ``(0, 0)`` is normal form. ``span_iou`` is the one
-in ``lambdascope.spans`` (re-exported here), so IoU is computed in one place; the IoU bins and the
+The trainer (``trainer.evaluate``), ``lambdascope import`` and the ``Recorder`` all score with
+these, so a checkpoint's figures mean the same whatever made its predictions. Spans are
+``[start, end)`` character spans; ``(0, 0)`` is normal form. ``span_iou`` is the one in
+``lambdascope.spans`` (re-exported here), so IoU is computed in one place; the IoU bins and the
 slices by length and steps to go are ``lambdascope.vocabulary``'s, which the dashboard uses too.
 """
 
@@ -17,7 +19,7 @@ from lambdascope.terms import alpha_equivalent, contract_span, parse, print_term
 
 __all__ = ["span_iou", "step_exact", "iou_histogram", "nf_precision_recall_f1", "accuracy_by",
            "length_bucket", "steps_left_bucket", "trace_accuracy", "step_metrics", "GoldTrace",
-           "RolloutResult", "rollout", "rollout_summary"]
+           "RolloutResult", "rollout", "rollout_summary", "score_steps", "RolloutMismatch", "replay_rollout"]
 
 Span = tuple[int, int]
 
@@ -195,3 +197,54 @@ def rollout_summary(results: Sequence[RolloutResult]) -> dict:
         "rollout_diverged": len(div) / n if n else 0.0,
         "rollout_stops": dict(stops),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# One evaluation from character spans: what the trainer, `lambdascope import` and the Recorder share
+
+
+def score_steps(records: Sequence[tuple[str, object]], preds: Sequence[tuple[int, int, float, float]],
+                example_ids: dict[tuple[str, int], int] | None = None) -> tuple[dict, list[dict]]:
+    """The per-step figures (``step_metrics``) of predictions on evaluation records, and their
+    ``Prediction`` rows. ``records`` are ``(trace identity, lambdascope.traces.Record)`` pairs,
+    ``preds`` one ``(start, end, start_conf, end_conf)`` character span per record; rows are made
+    when ``example_ids`` maps (identity, step_k) to the store's example ids. Error kinds are left
+    to ``store.write_evaluation``."""
+    spans = [(int(p[0]), int(p[1])) for p in preds]
+    golds = [tuple(r.span) for _, r in records]
+    metrics = step_metrics(spans, golds, [len(r.term) for _, r in records],
+                           [r.steps_total - r.step_k for _, r in records], [i for i, _ in records])
+    rows = []
+    if example_ids is not None:
+        for (ident, r), (s, e), p, gold in zip(records, spans, preds, golds):
+            rows.append(dict(example_id=example_ids[(ident, r.step_k)], pred_start=s, pred_end=e,
+                             start_conf=float(p[2]), end_conf=float(p[3]),
+                             iou=span_iou(s, e, gold[0], gold[1]), exact=(s, e) == gold))
+    return metrics, rows
+
+
+class RolloutMismatch(ValueError):
+    """The spans given for a rollout do not fit the reduction they drive (``replay_rollout``)."""
+
+
+def replay_rollout(gold: GoldTrace, spans: Sequence[Span], max_len: int = 1024) -> RolloutResult:
+    """``rollout`` of one trace driven by a model's recorded choices: ``spans`` are the character
+    spans it chose, one per term it saw, from the first term on. The same rules decide each
+    step and where the reduction stops, so the spans must be exactly as many as the reduction
+    takes: RolloutMismatch when they run out before it stops or go on after it."""
+    used = 0
+
+    def predict(texts: list[str]) -> list[Span]:
+        nonlocal used
+        if used == len(spans):
+            raise RolloutMismatch(f"the rollout ends after {used} spans, but its reduction goes on "
+                                  f"at {texts[0]!r} (it stops at [0,0], at a span that is not a redex, "
+                                  f"after {2 * gold.gold_steps} contractions or past {max_len} code points)")
+        used += 1
+        return [tuple(spans[used - 1])]
+
+    (result,) = rollout([gold], predict, max_len=max_len)
+    if used < len(spans):
+        raise RolloutMismatch(f"the rollout has {len(spans)} spans, but its reduction stopped after "
+                              f"{used} ({result.stop.replace('_', ' ')})")
+    return result
