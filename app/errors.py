@@ -7,6 +7,7 @@ from __future__ import annotations
 
 class HTTPError(Exception):
     status_code = 500
+    headers: dict[str, str] | None = None  # sent with the answer
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -42,3 +43,15 @@ class QueryTimeout(HTTPError):
                          "(serve --query-timeout) and was stopped; try again, or ask for less "
                          "(a narrower filter, a smaller page)")
         self.seconds = seconds
+
+
+class TooManyRequests(HTTPError):
+    """The model pool's queue is full (``app.models.ModelPool``): try again after
+    ``retry_after`` seconds (the Retry-After header)."""
+
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}

@@ -26,8 +26,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from lambdascope.predictor import ModelLoader
 from lambdascope.store import make_engine, open_store
 
+from .beliefs import router as beliefs_router
 from .cache import Aggregates, Warmer
 from .errors import HTTPError, QueryTimeout
+from .models import ModelPool
 from .rendering import Renderer
 from .query_limit import limit_queries, is_query_timeout
 from .routes import router
@@ -82,6 +84,7 @@ def create_app(settings: Settings, *, model_loader: ModelLoader | None = None) -
         yield
         if warmer is not None:
             warmer.stop()
+        app.state.models.shutdown()
 
     app = FastAPI(title="lambdascope", docs_url="/api/docs", redoc_url=None,
                   openapi_url="/api/openapi.json", lifespan=lifespan)
@@ -99,6 +102,9 @@ def create_app(settings: Settings, *, model_loader: ModelLoader | None = None) -
     app.state.read_sessions = sessionmaker(read_engine, expire_on_commit=False)
     app.state.write_sessions = write_sessions
     app.state.aggregates = Aggregates()
+    # model work: its own threads, a bounded queue, a budget per request (app/models.py)
+    app.state.models = ModelPool(workers=settings.model_workers, queue=settings.model_queue,
+                                 budget=settings.model_budget)
     app.state.renderer = Renderer()
 
     htmx = htmx_js()
@@ -110,6 +116,7 @@ def create_app(settings: Settings, *, model_loader: ModelLoader | None = None) -
 
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.include_router(router)
+    app.include_router(beliefs_router)
 
     def error(request: Request, status: int, message: str, headers=None) -> Response:
         if request.url.path.endswith((".json", ".jsonl", ".csv")):
@@ -121,7 +128,7 @@ def create_app(settings: Settings, *, model_loader: ModelLoader | None = None) -
 
     @app.exception_handler(HTTPError)
     async def http_error_of_app(request: Request, exc: HTTPError):
-        return error(request, exc.status_code, exc.message)
+        return error(request, exc.status_code, exc.message, exc.headers)
 
     @app.exception_handler(DBAPIError)
     async def database_error(request: Request, exc: DBAPIError):

@@ -26,8 +26,10 @@ from .filters import SORTS
 from .labels import add_label, delete_label, export_labels
 from .paging import refuse_page_numbers
 from .params import IDENTITY, MAX_ID, check_identity, number, opt_id, opt_step, unset
-from .playground import MAX_INPUT, playground_data
+from .playground import MAX_INPUT, model_part, playground_data
 from .rendering import url
+from .beliefs import add_trace_beliefs
+from .models import Budget, Pool, in_page_thread
 
 router = APIRouter()
 
@@ -150,8 +152,11 @@ def _trace(args: TraceArgs, db) -> dict[str, Any]:
 
 
 @router.get("/traces/{identity}.json")
-def trace_json(args: query(TraceArgs), db: ReadDB):
-    return as_json(_trace(args, db))
+async def trace_json(args: query(TraceArgs), db: ReadDB, models: Models, pool: Pool):
+    # the store's part in a page thread, each step's beliefs in the model pool (app/beliefs.py)
+    data = await in_page_thread(lambda: _trace(args, db))
+    data = await add_trace_beliefs(data, session=db, loader=models, pool=pool)
+    return await in_page_thread(lambda: as_json(data))
 
 
 @router.get("/traces/{identity}", response_class=HTMLResponse)
@@ -362,18 +367,27 @@ class PlaygroundArgs:
     ck: str | None = None  # the checkpoint whose model reduces it too
 
 
-def _playground(args: PlaygroundArgs, db, models) -> dict[str, Any]:
-    return playground_data(args.term or "", opt_id(args.ck, "ck"), session=db, model_loader=models)
+async def _playground(args: PlaygroundArgs, db, models, pool) -> dict[str, Any]:
+    """The term and its true reduction in a page thread; the model's reduction in the model
+    pool, within the request's budget (app/models.py); a full pool is a 429."""
+    data, path = await in_page_thread(lambda: playground_data(args.term or "", opt_id(args.ck, "ck"),
+                                                              session=db))
+    if path is None:
+        return data
+    if models is None:  # nothing to run: the page says why at once
+        return model_part(data, loader=None, path=path, pool=pool, budget=Budget(pool.budget))
+    return await pool.run(lambda budget: model_part(data, loader=models, path=path, pool=pool, budget=budget))
 
 
 @router.get("/playground.json")
-def playground_json(args: query(PlaygroundArgs), db: ReadDB, models: Models):
-    return as_json(_playground(args, db, models))
+async def playground_json(args: query(PlaygroundArgs), db: ReadDB, models: Models, pool: Pool):
+    data = await _playground(args, db, models, pool)
+    return await in_page_thread(lambda: as_json(data))
 
 
 @router.get("/playground", response_class=HTMLResponse)
-def playground_page(request: Request, args: query(PlaygroundArgs), db: ReadDB, models: Models,
-                    tpl: Templates):
-    data = _playground(args, db, models)
-    return tpl.render(request, "playground.html", data | {
-        "nav": "playground", "max_input": MAX_INPUT, "checkpoints": Q.all_checkpoints(session=db)})
+async def playground_page(request: Request, args: query(PlaygroundArgs), db: ReadDB, models: Models,
+                          pool: Pool, tpl: Templates):
+    data = await _playground(args, db, models, pool)
+    return await in_page_thread(lambda: tpl.render(request, "playground.html", data | {
+        "nav": "playground", "max_input": MAX_INPUT, "checkpoints": Q.all_checkpoints(session=db)}))

@@ -22,6 +22,11 @@ MAX_THREADS = 64  # threads at most: past a few, threads only wait for the GIL
 DEFAULT_THREADS = 2  # see main.create_app for why
 DEFAULT_QUERY_TIMEOUT = 2.0  # seconds a page's query may run (app.query_limit)
 MAX_QUERY_TIMEOUT = 3600.0
+DEFAULT_MODEL_BUDGET = 2.0  # seconds of model time a request may use (app.models)
+MAX_MODEL_BUDGET = 600.0
+DEFAULT_MODEL_WORKERS = 2  # model requests computed at once, in threads that pages never use
+MAX_MODEL_WORKERS = 16
+DEFAULT_MODEL_QUEUE = 4  # model requests waiting for a worker; past them a 429
 
 
 class SettingsError(ValueError):
@@ -36,6 +41,9 @@ class Settings:
     warm_caches: bool = True  # compute new checkpoints' summaries in the background
     query_timeout: float = DEFAULT_QUERY_TIMEOUT  # seconds a query may run (0: no limit); then a 503
     threads: int = DEFAULT_THREADS  # requests handled at once (see main.create_app)
+    model_budget: float = DEFAULT_MODEL_BUDGET  # seconds of model time per request (app.models)
+    model_workers: int = DEFAULT_MODEL_WORKERS  # model requests computed at once
+    model_queue: int = DEFAULT_MODEL_QUEUE  # model requests waiting; one more is answered 429
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
     @property
@@ -54,7 +62,8 @@ def is_loopback(host: str) -> bool:
 
 
 def serve_settings(db: str | None, host: str, token: str | None,
-                   threads: int = DEFAULT_THREADS, *,
+                   threads: int = DEFAULT_THREADS, *, model_budget: float = DEFAULT_MODEL_BUDGET,
+                   model_workers: int = DEFAULT_MODEL_WORKERS,
                    query_timeout: float = DEFAULT_QUERY_TIMEOUT) -> Settings:
     """The server's settings, or a SettingsError: a host other than loopback needs a token."""
     token = token or os.environ.get(TOKEN_ENV) or None
@@ -67,13 +76,16 @@ def serve_settings(db: str | None, host: str, token: str | None,
     # without a token, answer only to loopback names (no DNS rebinding onto the dashboard)
     allowed = None if token else ("127.0.0.1", "localhost", "[::1]", "::1", host)
     return Settings(db_url=resolve_db_url(db), token=token, allowed_hosts=allowed, threads=threads,
-                    query_timeout=query_timeout)
+                    query_timeout=query_timeout,
+                    model_budget=model_budget, model_workers=model_workers)
 
 
 def settings_to_env(settings: Settings) -> str:
     return json.dumps({"db_url": settings.db_url, "token": settings.token,
                        "allowed_hosts": settings.allowed_hosts, "secret": settings.secret.hex(),
-                       "threads": settings.threads, "query_timeout": settings.query_timeout})
+                       "threads": settings.threads, "query_timeout": settings.query_timeout,
+                       "model_budget": settings.model_budget,
+                       "model_workers": settings.model_workers, "model_queue": settings.model_queue})
 
 
 def settings_from_env() -> Settings:
@@ -82,4 +94,7 @@ def settings_from_env() -> Settings:
     return Settings(db_url=d["db_url"], token=d.get("token"),
                     allowed_hosts=tuple(hosts) if hosts is not None else None,
                     secret=bytes.fromhex(d["secret"]), threads=d["threads"],
-                    query_timeout=d.get("query_timeout", DEFAULT_QUERY_TIMEOUT))
+                    query_timeout=d.get("query_timeout", DEFAULT_QUERY_TIMEOUT),
+                    model_budget=d.get("model_budget", DEFAULT_MODEL_BUDGET),
+                    model_workers=d.get("model_workers", DEFAULT_MODEL_WORKERS),
+                    model_queue=d.get("model_queue", DEFAULT_MODEL_QUEUE))

@@ -31,7 +31,21 @@
     el.classList.add("is-current");
     el.scrollIntoView({ block: "nearest" });
     syncLabelTarget();
-    if (el.hasAttribute("data-step")) setStepInUrl(el.getAttribute("data-step"));
+    if (el.hasAttribute("data-step")) {
+      setStepInUrl(el.getAttribute("data-step"));
+      showBeliefs(el.getAttribute("data-step"));
+    }
+  }
+
+  // the beliefs panel (templates/_beliefs.html) follows the selected step
+  function showBeliefs(step) {
+    var panel = $("#beliefs[data-beliefs-base]");
+    if (!panel || !window.htmx) return;
+    var shown = $(".beliefs[data-step]", panel);
+    if (shown && shown.getAttribute("data-step") === step) return;
+    var base = panel.getAttribute("data-beliefs-base");
+    window.htmx.ajax("GET", base + (base.indexOf("?") < 0 ? "?" : "&") + "step=" + encodeURIComponent(step),
+                     { target: "#beliefs", swap: "innerHTML" });
   }
 
   function move(delta) {
@@ -97,6 +111,16 @@
   document.addEventListener("click", function (ev) {
     var h = $("#help");
     if (h && !h.hidden && ev.target === h) toggleHelp(false);
+    // a click on a character of a heatmap with an attention link shows its attention
+    var cell = ev.target.closest && ev.target.closest("svg[data-attention-base] .cell[data-i]");
+    if (cell && cell.getAttribute("data-i") !== "nf" && window.htmx) {
+      var base = cell.closest("svg").getAttribute("data-attention-base");
+      $$("svg[data-attention-base] .cell.picked").forEach(function (c) { c.classList.remove("picked"); });
+      cell.classList.add("picked");
+      window.htmx.ajax("GET", base + (base.indexOf("?") < 0 ? "?" : "&") + "char=" + cell.getAttribute("data-i"),
+                       { target: "#attention", swap: "innerHTML" });
+      return;
+    }
     // clicking a step row selects it as the label target (links inside still work)
     var row = ev.target.closest && ev.target.closest("tr[data-step]");
     if (row && !ev.target.closest("a, button, input, select, textarea")) select(row);
@@ -106,6 +130,16 @@
   document.addEventListener("change", function (ev) {
     var el = ev.target;
     if (el && el.hasAttribute && el.hasAttribute("data-autosubmit") && el.form) el.form.submit();
+  });
+
+  // a model panel shows its message even when the answer is an error (429: the model is busy,
+  // 4xx: a bad character index, an unloadable checkpoint)
+  document.addEventListener("htmx:beforeSwap", function (ev) {
+    var target = ev.detail.target;
+    if (ev.detail.xhr.status >= 400 && target && target.closest && target.closest("[data-model-panel]")) {
+      ev.detail.shouldSwap = true;
+      ev.detail.isError = false;
+    }
   });
 
   // after htmx replaces the labels panel, keep the label target on the selected step

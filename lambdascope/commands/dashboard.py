@@ -4,12 +4,15 @@ The dashboard gets its model through the trainer's loader, when torch is install
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 
 from app.settings import DEFAULT_QUERY_TIMEOUT, DEFAULT_THREADS, MAX_QUERY_TIMEOUT, MAX_THREADS, SETTINGS_ENV, TOKEN_ENV
 
 from .common import UsageError, number_type, port
+
+from app.settings import DEFAULT_MODEL_BUDGET, DEFAULT_MODEL_WORKERS, MAX_MODEL_BUDGET, MAX_MODEL_WORKERS
 
 
 def load_model(path: str):
@@ -51,6 +54,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
           + (f" with {args.workers} worker processes" if args.workers > 1 else "")
           + (" (token required; open it once as ?token=…)" if settings.token else ""),
           file=sys.stderr)
+    # model work: its own threads and a budget per request (app/models.py)
+    settings = dataclasses.replace(settings, model_budget=args.model_budget, model_workers=args.model_workers)
     if args.workers > 1:
         # each worker process builds the app from the environment; they share one form secret
         os.environ[SETTINGS_ENV] = settings_to_env(settings)
@@ -106,6 +111,13 @@ def cmd_labels(args: argparse.Namespace) -> int:
     return 0
 
 
+model_budget = number_type(kind=float, lo=0, lo_open=True, hi=MAX_MODEL_BUDGET,
+                           expected="expected a number of seconds, got {text}",
+                           out_of_range="expected more than 0 and at most {hi:g} seconds, got {value}")
+model_workers = number_type(lo=1, hi=MAX_MODEL_WORKERS, expected="expected a number of threads, got {text}",
+                            out_of_range="expected 1 to {hi} threads, got {value}")
+
+
 threads = number_type(lo=1, hi=MAX_THREADS, expected="expected a number of threads, got {text}",
                       out_of_range="expected 1 to {hi} threads, got {value}")
 seconds = number_type(kind=float, lo=0, hi=MAX_QUERY_TIMEOUT, expected="expected a number of seconds, got {text}",
@@ -135,6 +147,13 @@ def register(sub) -> None:
                    "limit); the page then answers 503 with a message and the server goes on")
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn's log level (default info)")
+    s.add_argument("--model-budget", type=model_budget, default=DEFAULT_MODEL_BUDGET, metavar="SECONDS",
+                   help=f"the model time one request may use (default {DEFAULT_MODEL_BUDGET:g}): the "
+                   "playground's rollout and the beliefs stop there and say so")
+    s.add_argument("--model-workers", type=model_workers, default=DEFAULT_MODEL_WORKERS, metavar="N",
+                   help=f"model requests computed at once, in threads the pages never use (default "
+                   f"{DEFAULT_MODEL_WORKERS}); a few more wait, and past them a request is answered "
+                   "429 with Retry-After")
     s.set_defaults(func=cmd_serve)
 
     lb = sub.add_parser("labels", help="export or import labels (JSONL or CSV)",
