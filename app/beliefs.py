@@ -51,6 +51,7 @@ NO_BELIEFS = ("this checkpoint's predictor cannot say what it thought (it is a p
 
 # the heatmaps' geometry (SVG; the pages' CSP allows no inline styles)
 CELL_W, CELL_H, PER_LINE, LEAD_W = 11, 22, 80, 30
+DARK = 0.55  # past this opacity a cell's character is drawn light
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,7 +240,7 @@ def heat(term: str, values: list[float | None], *, lead: float | None = None, le
     no value), wrapped every ``PER_LINE`` characters, and optionally a leading cell (the
     normal-form probability). Each cell's opacity is its value over the largest one
     (``scale``); ``marks`` adds CSS classes to cells; a click on a cell of a heatmap with a
-    ``link`` loads ``link&char=i`` into #attention (static/app.js)."""
+    ``link`` loads ``link&char=i`` into the panel's .attention-panel (static/app.js)."""
     marks = marks or {}
     shown = [v for v in values if v is not None] + ([lead] if lead is not None else [])
     top = scale if scale is not None else max(shown, default=0.0)
@@ -248,15 +249,15 @@ def heat(term: str, values: list[float | None], *, lead: float | None = None, le
     for i, ch in enumerate(term):
         v = values[i] if i < len(values) else None
         line, col = divmod(i, PER_LINE)
-        cells.append({"i": i, "ch": ch, "p": v, "x": x0 + col * CELL_W, "y": line * CELL_H,
-                      "op": (v / top if top > 0 and v is not None else 0.0),
-                      "cls": marks.get(i, "")})
+        op = v / top if top > 0 and v is not None else 0.0
+        cells.append({"i": i, "ch": ch, "p": v, "x": x0 + col * CELL_W, "y": line * CELL_H, "op": op,
+                      "cls": " ".join(c for c in (marks.get(i, ""), "hi" if op > DARK else "") if c)})
     lines = max(1, -(-len(term) // PER_LINE))
     return {"cells": cells, "width": x0 + min(len(term), PER_LINE) * CELL_W + 2,
             "height": lines * CELL_H + 2, "cell_w": CELL_W, "cell_h": CELL_H, "link": link,
-            "lead": None if lead is None else {"p": lead, "label": lead_label, "w": LEAD_W,
-                                               "op": lead / top if top > 0 else 0.0,
-                                               "cls": lead_mark}}
+            "lead": None if lead is None else {
+                "p": lead, "label": lead_label, "w": LEAD_W, "op": lead / top if top > 0 else 0.0,
+                "cls": " ".join(c for c in (lead_mark, "hi" if top > 0 and lead / top > DARK else "") if c)}}
 
 
 def _ends_on_chars(ends: list[float] | None) -> list[float | None] | None:

@@ -118,7 +118,7 @@
       $$("svg[data-attention-base] .cell.picked").forEach(function (c) { c.classList.remove("picked"); });
       cell.classList.add("picked");
       window.htmx.ajax("GET", base + (base.indexOf("?") < 0 ? "?" : "&") + "char=" + cell.getAttribute("data-i"),
-                       { target: "#attention", swap: "innerHTML" });
+                       { target: cell.closest(".beliefs").querySelector(".attention-panel"), swap: "innerHTML" });
       return;
     }
     // clicking a step row selects it as the label target (links inside still work)

@@ -351,3 +351,103 @@ def test_playground_page(page, server):
     page.goto(f"{base}/playground?term=(λx.x")
     assert "expected ')'" in page.locator("pre.caret").inner_text()
     shot(page, "playground-error")
+
+
+# ---------------------------------------------------------------------------------------------
+# beliefs: a dashboard with the trainer's loader over a checkpoint whose file is real
+
+
+@pytest.fixture(scope="module")
+def model_server(tmp_path_factory):
+    import uvicorn
+
+    from app.settings import Settings
+    from lambdascope.commands.dashboard import create_dashboard
+    from tests.beliefs_store import build_model_store
+
+    folder = tmp_path_factory.mktemp("browser-beliefs")
+    ms = build_model_store(f"sqlite:///{folder}/store.db", folder)
+    port = _free_port()
+    app = create_dashboard(Settings(db_url=ms.seeded.url, warm_caches=False,
+                                    allowed_hosts=("127.0.0.1", "localhost")))
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    assert srv.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}", ms
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+START_CELLS_JS = """() => Array.from(document.querySelectorAll('#beliefs svg.start-heat .cell')).map(c => ({
+  i: c.dataset.i, p: +c.dataset.p, chosen: c.classList.contains('chosen'), gold: c.classList.contains('gold'),
+}))"""
+
+
+def test_the_start_heatmap_marks_the_predicted_start_at_its_largest_probability(page, model_server):
+    from tests.beliefs_store import N_HEAD, N_LAYER
+
+    base, ms = model_server
+    # a trace of a few steps where, at every step, the model's choice starts where its start
+    # pointer is surest (as for a trained model; this one is only sharpened)
+    for tr in ms.seeded.traces:
+        steps = get_json(page, f"{base}/traces/{tr.identity}.json?ck={ms.ck}")["steps"]
+        if len(steps) < 3:
+            continue
+        surest = []
+        for s in steps:
+            b = s["beliefs"]
+            cells = [b["nf_prob"]] + b["start_probs"]
+            surest.append(max(range(len(cells)), key=cells.__getitem__) == (0 if b["start"] is None else b["start"] + 1))
+        if all(surest):
+            break
+    else:
+        raise AssertionError("no trace whose every step's choice is its surest start")
+    page.goto(f"{base}/traces/{tr.identity}?ck={ms.ck}")
+    for s in steps:
+        k = s["step_k"]
+        page.locator(f"tr#step-{k} td.k").click()
+        page.wait_for_selector(f'#beliefs .beliefs[data-step="{k}"] svg.start-heat')
+        cells = page.evaluate(START_CELLS_JS)
+        assert [c["i"] for c in cells] == ["nf"] + [str(i) for i in range(len(s["term"]))]
+        chosen = [c for c in cells if c["chosen"]]
+        assert len(chosen) == 1
+        assert chosen[0]["p"] == max(c["p"] for c in cells)  # the predicted start holds the largest
+        assert chosen[0]["i"] == ("nf" if s["pred"] == [0, 0] else str(s["pred"][0]))  # the stored prediction's
+        gold = [c["i"] for c in cells if c["gold"]]
+        assert gold == ["nf" if s["gold"] == [0, 0] else str(s["gold"][0])]
+        if k == 1:
+            shot(page, "trace-beliefs")
+    # the end pointer given the gold start, then the attention of a character
+    end_chosen = page.locator("#beliefs .ends-chosen")
+    page.locator("#beliefs label.ends-gold-label").click()
+    expect(page.locator("#beliefs .ends-gold")).to_be_visible()
+    expect(end_chosen).to_be_hidden()
+    page.locator('#beliefs svg.start-heat .cell[data-i="2"]').click()
+    page.wait_for_selector("#beliefs .attention-panel table.attention-grid")
+    assert page.locator("#beliefs .attention-panel table.attention-grid tr").count() == N_LAYER * N_HEAD
+    assert page.locator("#beliefs .attention-panel .cell.query").count() == N_LAYER * N_HEAD
+    shot(page, "trace-attention")
+
+
+def test_playground_beliefs_and_the_heads_page(page, model_server):
+    base, ms = model_server
+    page.goto(f"{base}/playground?term=(λx.λy.x y) (λz.z) w&ck={ms.ck}")
+    page.wait_for_selector('#beliefs .beliefs[data-step="0"] svg.start-heat')
+    page.locator("tr#step-2 td.k").click()
+    page.wait_for_selector('#beliefs .beliefs[data-step="2"] svg.start-heat')
+    assert page.locator("#beliefs table.top-spans tbody tr").count() >= 1
+    shot(page, "playground-beliefs")
+    page.goto(f"{base}/checkpoints/{ms.ck}")
+    page.locator("a", has_text="attention heads").click()
+    page.wait_for_url(f"**/checkpoints/{ms.ck}/heads")
+    scores = page.eval_on_selector_all("table.heads tbody tr td[data-score]:nth-child(3)", "cs => cs.map(c => +c.dataset.score)")
+    assert scores and scores == sorted(scores, reverse=True)
+    shot(page, "heads")
+    page.goto(f"{base}/traces/{ms.seeded.traces[0].identity}?ck={ms.seeded.ck1}")  # no such file
+    page.wait_for_selector("#beliefs .beliefs-error")
+    assert "cannot load" in page.locator("#beliefs .beliefs-error").inner_text()
