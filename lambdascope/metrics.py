@@ -227,11 +227,13 @@ class RolloutMismatch(ValueError):
     """The spans given for a rollout do not fit the reduction they drive (``replay_rollout``)."""
 
 
-def replay_rollout(gold: GoldTrace, spans: Sequence[Span], max_len: int = 1024) -> RolloutResult:
-    """``rollout`` of one trace driven by a model's recorded choices: ``spans`` are the character
-    spans it chose, one per term it saw, from the first term on. The same rules decide each
-    step and where the reduction stops, so the spans must be exactly as many as the reduction
-    takes: RolloutMismatch when they run out before it stops or go on after it."""
+def replay_rollout(gold: GoldTrace, spans: Sequence[Span], max_len: int = 1024,
+                   convert: Callable[[str, Span], Span] | None = None) -> RolloutResult:
+    """``rollout`` of one trace driven by a model's recorded choices: ``spans`` are the spans it
+    chose, one per term it saw, from the first term on (character spans, or what ``convert(term,
+    span)`` turns into one; it may raise RolloutMismatch). The same rules decide each step and
+    where the reduction stops, so the spans must be exactly as many as the reduction takes:
+    RolloutMismatch when they run out before it stops or go on after it."""
     used = 0
 
     def predict(texts: list[str]) -> list[Span]:
@@ -240,8 +242,9 @@ def replay_rollout(gold: GoldTrace, spans: Sequence[Span], max_len: int = 1024) 
             raise RolloutMismatch(f"the rollout ends after {used} spans, but its reduction goes on "
                                   f"at {texts[0]!r} (it stops at [0,0], at a span that is not a redex, "
                                   f"after {2 * gold.gold_steps} contractions or past {max_len} code points)")
+        span = tuple(spans[used])
         used += 1
-        return [tuple(spans[used - 1])]
+        return [convert(texts[0], span) if convert is not None else span]
 
     (result,) = rollout([gold], predict, max_len=max_len)
     if used < len(spans):

@@ -313,6 +313,28 @@ def write_evaluation(session, *, run_id: int, eval_set_id: int, step: int, path:
     return ck.id
 
 
+def write_keyed_evaluation(session, *, eval_set: tuple[str, str, Any], run_id: int,
+                           predictions: list[dict[str, Any]], **evaluation: Any) -> tuple[int, int]:
+    """``ensure_eval_set`` and ``write_evaluation`` in the caller's one transaction, for an
+    evaluation whose evaluation set may not be in the store yet (``lambdascope import``, the
+    ``Recorder``): ``eval_set`` is ``(name, source, traces)``, and each prediction names its
+    example by ``example_key``, (trace identity, step_k), instead of ``example_id``. The run
+    takes the set as its own when it has none. Returns (checkpoint id, evaluation set id)."""
+    from sqlalchemy import update
+
+    eval_set_id, ids = ensure_eval_set(session, *eval_set)
+    rows = []
+    for p in predictions:
+        p = dict(p)
+        key = p.pop("example_key")
+        if key not in ids:
+            raise KeyError(f"no example {key} in evaluation set {eval_set[0]!r}")
+        rows.append(dict(p, example_id=ids[key]))
+    session.execute(update(Run).where(Run.id == run_id, Run.eval_set_id.is_(None)).values(eval_set_id=eval_set_id))
+    ck_id = write_evaluation(session, run_id=run_id, eval_set_id=eval_set_id, predictions=rows, **evaluation)
+    return ck_id, eval_set_id
+
+
 def insert_metric_points(session, points: list[dict[str, Any]]) -> None:
     """Insert metric points (dicts with run_id, step, name, value, and optionally time), each
     replacing the stored point of its (run, name, step) if there is one, and the last of any

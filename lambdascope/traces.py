@@ -288,10 +288,12 @@ class TraceValidator:
 
 
 def read_traces(paths: Iterable[str | Path], validator: TraceValidator | None = None,
-                progress=None) -> Iterator[TraceResult]:
+                progress=None, each_line=None) -> Iterator[TraceResult]:
     """Stream the traces of one or more files through a validator. Line numbers restart in
     each file (``validator.source`` names the file being read). ``progress``, if given, is
-    called with the number of bytes of each line read."""
+    called with the number of bytes of each line read; ``each_line``, if given, with the number
+    and the bytes (without the newline) of each line that is not blank, before the validator
+    sees it (``lambdascope import`` reads its own fields there)."""
     v = validator if validator is not None else TraceValidator()
     for path in paths:
         v.source = str(path)
@@ -306,6 +308,8 @@ def read_traces(paths: Iterable[str | Path], validator: TraceValidator | None = 
                 truncated = not nxt and not raw.endswith(b"\n")
                 body = raw.rstrip(b"\r\n")
                 if body.strip():
+                    if each_line is not None:
+                        each_line(line_no, body)
                     yield from v.feed(line_no, body, truncated)
                 else:
                     v._problem(Problem(line_no, "blank_line", "the line is empty"))

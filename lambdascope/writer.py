@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from .store import (Checkpoint, DataProblem, Label, Run, ensure_eval_set, insert_metric_points, utcnow,
-                    write_evaluation)
+                    write_evaluation, write_keyed_evaluation)
 from .vocabulary import HEARTBEAT_SECONDS, RunStatus
 
 
@@ -101,7 +101,9 @@ class StoreWriter:
         self._queue.put(("metric", dict(run_id=run_id, step=step, name=name, value=float(value), time=utcnow())))
 
     def evaluation(self, **kwargs: Any) -> None:
-        """Arguments of ``store.write_evaluation`` (without the session)."""
+        """Arguments of ``store.write_evaluation`` (without the session); with ``eval_set``,
+        those of ``store.write_keyed_evaluation``: the evaluation set is made (or found) in the
+        same transaction, and nothing waits for it."""
         self.check()
         self._queue.put(("evaluation", kwargs))
 
@@ -249,7 +251,10 @@ class StoreWriter:
         t0 = time.perf_counter()
         make_durable(kwargs.get("path"))  # the file first: a committed row never names a lost file
         with self.sessionmaker() as s, s.begin():
-            write_evaluation(s, **kwargs)
+            if "eval_set" in kwargs:
+                write_keyed_evaluation(s, **kwargs)
+            else:
+                write_evaluation(s, **kwargs)
         self.written["evaluations"] += 1
         self.busy_seconds += time.perf_counter() - t0
 

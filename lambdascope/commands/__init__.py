@@ -16,7 +16,7 @@ from app.settings import SettingsError
 from lambdascope.numbers import NumberError
 from lambdascope.traces import TraceFileError
 
-from . import dashboard, data, demo, training
+from . import dashboard, data, demo, exchange, training
 from .common import EXIT_USAGE, Parser, UsageError
 
 
@@ -27,6 +27,7 @@ def build_parser() -> Parser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
     data.register(sub)  # generate, check, db
     training.register(sub)  # train, evaluate
+    exchange.register(sub)  # import, export
     dashboard.register(sub)  # serve, labels
     demo.register(sub)  # demo
     return p
