@@ -36,6 +36,12 @@ def kind_rows(seeded, ck):
     conf = dict(con.execute("SELECT example_id, start_conf * end_conf FROM predictions "
                             "WHERE checkpoint_id = ?", (ck,)))
     con.close()
+    return kind_rows_of(seeded, ck, conf)
+
+
+def kind_rows_of(seeded, ck, conf=None):
+    """``kind_rows`` of any store (the confidence, which only the store knows, when given)."""
+    conf = conf or {}
     rows = []
     for tr in seeded.traces:
         for r in tr.records:
@@ -44,7 +50,7 @@ def kind_rows(seeded, ck):
             rows.append({"id": eid, "identity": tr.identity, "k": r.step_k, "term": r.term,
                          "gold": r.span, "pred": pred, "iou": span_iou(*pred, *r.span),
                          "exact": pred == r.span, "len": len(r.term), "togo": r.steps_total - r.step_k,
-                         "conf": conf[eid], "kind": error_kind(r.term, pred)})
+                         "conf": conf.get(eid), "kind": error_kind(r.term, pred)})
     return rows
 
 
@@ -287,9 +293,10 @@ def test_examples_page_with_kinds(client, seeded):
     assert r.headers["HX-Push-Url"] == f"/examples?ck={ck}&kind=inner_redex&kind=not_redex"
 
 
-def brute_transitions(seeded):
-    a = {r["id"]: r["kind"] for r in kind_rows(seeded, seeded.ck1)}
-    b = {r["id"]: r["kind"] for r in kind_rows(seeded, seeded.ck2)}
+def brute_transitions(seeded, rows=None):
+    rows_a, rows_b = rows or (kind_rows(seeded, seeded.ck1), kind_rows(seeded, seeded.ck2))
+    a = {r["id"]: r["kind"] for r in rows_a}
+    b = {r["id"]: r["kind"] for r in rows_b}
     return {eid: (a[eid], b[eid]) for eid in a}
 
 
@@ -416,3 +423,24 @@ def test_an_unknown_kind_is_a_400_with_a_message(client, seeded, address, messag
         assert r.headers["content-type"].startswith("text/html")
         text = html.unescape(re.search(r'<p class="error-message">(.*?)</p>', r.text, re.S).group(1))
     assert message in text and ", ".join(ERROR_KINDS) in text, text
+
+
+def test_kinds_over_postgres(pg_seeded, pg_client):
+    """The kind filter's IN list, the counts and the transition matrix on PostgreSQL."""
+    seeded, c = pg_seeded, pg_client
+    rows = kind_rows_of(seeded, seeded.ck1)
+    for f in ({"kind": ["inner_redex", "not_subterm"], "correct": "wrong"}, {"kind": "false_nf", "len_min": "30"}):
+        for sort in ("example", "-iou"):
+            want = [r["id"] for r in sorted((r for r in rows if kind_matches(r, f)), key=SORT_KEYS[sort])]
+            ids, total = walk(c, {"ck": seeded.ck1, "sort": sort, "limit": "10", **f})
+            assert total == len(want) and ids == want
+    s = c.get(f"/checkpoints/{seeded.ck1}.json").json()["summary"]
+    assert s["error_kinds"] == {k: sum(r["kind"] == k for r in rows) for k in ERROR_KINDS}
+    assert sum(s["rollout_outcomes"].values()) == len(seeded.traces)
+    d = c.get("/compare.json", params={"a": seeded.ck1, "b": seeded.ck2}).json()
+    pairs = list(brute_transitions(seeded, rows=(rows, kind_rows_of(seeded, seeded.ck2))).values())
+    assert d["kind_transitions"]["counts"] == [[pairs.count((ka, kb)) for kb in ERROR_KINDS] for ka in ERROR_KINDS]
+    ids, listed = compare_ids(c, [("a", seeded.ck1), ("b", seeded.ck2), ("kind", "all"),
+                                  ("kind_a", "not_subterm"), ("kind_b", "exact")])
+    assert listed == len(ids) == pairs.count(("not_subterm", "exact"))
+    assert c.get(f"/runs/{seeded.run_a}").status_code == 200
