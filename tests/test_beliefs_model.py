@@ -199,7 +199,10 @@ def test_beliefs_many_batches_keep_the_order_and_stop_at_the_deadline():
     many = p.beliefs_many(TERMS, [None] * len(TERMS))
     for term, b in zip(TERMS, many):
         one = p.beliefs(term)
-        assert b["top_spans"] == one["top_spans"] and b["start_probs"] == pytest.approx(one["start_probs"], abs=1e-6)
+        # (batched with other lengths, the sums run in another order: equal to float precision)
+        assert [(t["span"], t["kind"]) for t in b["top_spans"]] == [(t["span"], t["kind"]) for t in one["top_spans"]]
+        assert [t["prob"] for t in b["top_spans"]] == pytest.approx([t["prob"] for t in one["top_spans"]], rel=1e-4)
+        assert b["start_probs"] == pytest.approx(one["start_probs"], abs=1e-6)
     assert p.beliefs_many(TERMS, deadline=time.monotonic() - 1) == [None] * len(TERMS)
     assert has_beliefs(p)
     with pytest.raises(ValueError):
