@@ -43,7 +43,7 @@ def gold_tokens(terms: list[str]) -> list[tuple[int, int]]:
 
 
 @pytest.fixture
-def url(tmp_path) -> str:
+def rec_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path}/store.db"
 
 
@@ -53,12 +53,12 @@ def run_row(url: str, name: str) -> Run:
         return s.scalar(select(Run).where(Run.name == name))
 
 
-def test_a_recorded_run_fills_the_store_and_every_page(url):
+def test_a_recorded_run_fills_the_store_and_every_page(rec_url):
     from tests.app_store import make_client
 
     traces = traces_from_records(records())
     terms = [r.term for t in traces for r in t.records]
-    with Recorder(url, run="mine", config={"lr": 3e-4, "layers": 2}) as rec:
+    with Recorder(rec_url, run="mine", config={"lr": 3e-4, "layers": 2}) as rec:
         for step in range(1, 21):
             rec.log(step, loss=2.0 / step, lr=3e-4)
         m1 = rec.evaluate(10, traces, [(0, 0)] * len(terms), offsets="bos-tokens")
@@ -66,9 +66,9 @@ def test_a_recorded_run_fills_the_store_and_every_page(url):
                           predict=gold_tokens)
         assert rec.run_id is not None
     assert m1["exact"] < 1 and m2["exact"] == 1.0 and m2["rollout_success"] == 1.0 and "rollout_success" not in m1
-    run = run_row(url, "mine")
+    run = run_row(rec_url, "mine")
     assert run.status == "finished" and run.finished_at is not None and run.config == {"lr": 3e-4, "layers": 2}
-    _, Session = open_store(url)
+    _, Session = open_store(rec_url)
     with Session() as s:
         cks = list(s.scalars(select(Checkpoint).order_by(Checkpoint.step)))
         assert [c.step for c in cks] == [10, 20]
@@ -82,7 +82,7 @@ def test_a_recorded_run_fills_the_store_and_every_page(url):
         assert set(s.scalars(select(Rollout.outcome))) == {"success"}
         loss = list(s.scalars(select(MetricPoint.step).where(MetricPoint.name == "loss").order_by(MetricPoint.step)))
         assert loss == list(range(1, 21))
-    c = make_client(url)
+    c = make_client(rec_url)
     ident = traces[0].identity
     for page in ("/", f"/runs/{run.id}", f"/checkpoints/{cks[1].id}", f"/examples?ck={cks[0].id}",
                  f"/traces/{ident}?ck={cks[1].id}", f"/compare?a={cks[0].id}&b={cks[1].id}", "/playground?ck=2&term=x"):
@@ -92,32 +92,32 @@ def test_a_recorded_run_fills_the_store_and_every_page(url):
     assert shown["run"]["status"] == "finished" and {"loss", "exact"} <= {c["name"] for c in shown["curves"]}
 
 
-def test_the_run_ends_failed_on_an_exception_and_stopped_on_ctrl_c(url):
+def test_the_run_ends_failed_on_an_exception_and_stopped_on_ctrl_c(rec_url):
     with pytest.raises(ZeroDivisionError):
-        with Recorder(url, run="boom") as rec:
+        with Recorder(rec_url, run="boom") as rec:
             rec.log(1, loss=1.0)
             1 / 0
-    run = run_row(url, "boom")
+    run = run_row(rec_url, "boom")
     assert run.status == "failed" and run.message == "ZeroDivisionError: division by zero"
     with pytest.raises(KeyboardInterrupt):
-        with Recorder(url, run="ctrl-c"):
+        with Recorder(rec_url, run="ctrl-c"):
             raise KeyboardInterrupt
-    assert run_row(url, "ctrl-c").status == "stopped"
+    assert run_row(rec_url, "ctrl-c").status == "stopped"
     with pytest.raises(RecorderError, match="a run named 'boom' is already in the store: pass resume=True"):
-        Recorder(url, run="boom")
-    with Recorder(url, run="boom", resume=True) as rec:  # continued: running again, then finished
-        assert run_row(url, "boom").status == "running"
+        Recorder(rec_url, run="boom")
+    with Recorder(rec_url, run="boom", resume=True) as rec:  # continued: running again, then finished
+        assert run_row(rec_url, "boom").status == "running"
         rec.log(2, loss=0.5)
-    assert run_row(url, "boom").status == "finished"
+    assert run_row(rec_url, "boom").status == "finished"
     with pytest.raises(RecorderError, match="is closed"):
         rec.log(3, loss=0.1)
 
 
-def test_bad_input_is_refused_before_anything_is_queued(url):
+def test_bad_input_is_refused_before_anything_is_queued(rec_url):
     traces = traces_from_records(records())
     terms = [r.term for t in traces for r in t.records]
     tokens = gold_tokens(terms)
-    with Recorder(url, run="careful") as rec:
+    with Recorder(rec_url, run="careful") as rec:
         with pytest.raises(PredictionError) as e:  # BOS-token spans declared as characters
             rec.evaluate(1, traces, tokens)
         assert 'looks like a BOS-token span; pass offsets="bos-tokens"' in str(e.value)
@@ -145,17 +145,17 @@ def test_bad_input_is_refused_before_anything_is_queued(url):
         with pytest.raises(ValueError, match="a metric point is a number"):
             rec.log(1, loss="low")
         rec.flush()
-        assert run_row(url, "careful").status == "running"
+        assert run_row(rec_url, "careful").status == "running"
         m = rec.evaluate(1, [json.loads(x) for x in records()], tokens, offsets="bos-tokens")  # records as dicts
         assert m["exact"] == 1.0
         with pytest.raises(ValueError, match="step 1 is evaluated already"):
             rec.evaluate(1, traces, tokens, offsets="bos-tokens")
-    _, Session = open_store(url)
+    _, Session = open_store(rec_url)
     with Session() as s:
         assert s.scalar(select(func.count()).select_from(Checkpoint)) == 1
         assert s.scalar(select(func.count()).select_from(MetricPoint).where(MetricPoint.name == "loss")) == 0
     with pytest.raises(RecorderError, match="config is not JSON"):
-        Recorder(url, run="odd", config={"f": object()})
+        Recorder(rec_url, run="odd", config={"f": object()})
 
 
 def test_the_caller_never_waits_for_the_database(tmp_path):
@@ -187,17 +187,17 @@ def test_the_caller_never_waits_for_the_database(tmp_path):
         assert s.scalar(select(func.count()).select_from(Checkpoint)) == 1
 
 
-def test_the_heartbeat_goes_on_while_the_loop_is_busy(url):
-    with Recorder(url, run="alive", heartbeat_seconds=0.1) as rec:
-        first = run_row(url, "alive").heartbeat_at
+def test_the_heartbeat_goes_on_while_the_loop_is_busy(rec_url):
+    with Recorder(rec_url, run="alive", heartbeat_seconds=0.1) as rec:
+        first = run_row(rec_url, "alive").heartbeat_at
         deadline = time.monotonic() + 10
-        while run_row(url, "alive").heartbeat_at == first and time.monotonic() < deadline:
+        while run_row(rec_url, "alive").heartbeat_at == first and time.monotonic() < deadline:
             time.sleep(0.05)  # the caller sends nothing at all
-        assert run_row(url, "alive").heartbeat_at > first
+        assert run_row(rec_url, "alive").heartbeat_at > first
         rec.log(1, loss=1.0)
-    ended = run_row(url, "alive").heartbeat_at
+    ended = run_row(rec_url, "alive").heartbeat_at
     time.sleep(0.3)
-    assert run_row(url, "alive").heartbeat_at == ended  # a finished run has no heartbeat
+    assert run_row(rec_url, "alive").heartbeat_at == ended  # a finished run has no heartbeat
 
 
 # ---------------------------------------------------------------------------------------------
