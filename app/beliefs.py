@@ -108,20 +108,61 @@ def attention_job(pool: ModelPool, loader, path: str, term: str, char: int, budg
     return answer
 
 
+HEAD_CHUNK = 32  # terms scored at a time: what a request cut short keeps for the next one
+
+
+def merge_head_scores(a: dict[str, Any] | None, b: dict[str, Any]) -> dict[str, Any]:
+    """The scores over the terms of ``a`` and of ``b`` together (each a mean over its pairs)."""
+    if a is None:
+        return b
+
+    def mean(x, nx, y, ny):
+        if not nx + ny:
+            return None
+        return ((x or 0.0) * nx + (y or 0.0) * ny) / (nx + ny)
+
+    pa, pb = a["pairs"], b["pairs"]
+    heads = [{**ha, **{k: mean(ha[k], pa[k], hb[k], pb[k]) for k in STRUCTURAL_SCORES}}
+             for ha, hb in zip(a["heads"], b["heads"])]
+    return {"terms": a["terms"] + b["terms"], "complete": b["complete"],
+            "pairs": {k: pa[k] + pb[k] for k in STRUCTURAL_SCORES},
+            "uniform": {k: mean(a["uniform"][k], pa[k], b["uniform"][k], pb[k]) for k in STRUCTURAL_SCORES},
+            "heads": heads}
+
+
 def heads_job(pool: ModelPool, loader, path: str, terms: tuple[str, ...], budget: Budget) -> Answer:
-    key = ("heads", loader, path)
+    """The head scores over ``terms``, ``HEAD_CHUNK`` at a time within the budget (one chunk at
+    least); what a request cut short has scored is kept, and the next request goes on from
+    there."""
+    key, partial_key = ("heads", loader, path), ("heads-partial", loader, path, terms)
     try:
         predictor = _believer(pool, loader, path, budget)
-        scores = predictor.head_scores(list(terms), deadline=budget.deadline)
+        kept = pool.results.get(partial_key)
+        scores, seconds = (kept.value, kept.seconds) if kept is not None else (None, 0.0)
+        done = scores["terms"] if scores is not None else 0
+        first = True  # one chunk a request at least, whatever the budget: every visit goes on
+        while done < len(terms) and (first or not budget.out()):
+            part = predictor.head_scores(list(terms[done:done + HEAD_CHUNK]),
+                                         deadline=None if first else budget.deadline)
+            first = False
+            if not part["complete"]:
+                break
+            scores = merge_head_scores(scores, part)
+            done = scores["terms"]
     except ModelUnavailable as e:
         return Answer(error=f"head scores unavailable: {e}")
     except Exception as e:
         return Answer(error=f"head scores unavailable: the model failed: {type(e).__name__}: {e}")
-    answer = Answer(scores, None, budget.spent())
-    if scores["complete"]:
+    seconds += budget.spent()
+    if scores is not None:
+        scores["complete"] = done == len(terms)
+    answer = Answer(scores, None, seconds)
+    if done == len(terms):
         pool.results.put(key, answer)
     else:
-        answer.error = budget.stopped(f"{scores['terms']} of {len(terms)} terms scored")
+        answer.error = budget.stopped(f"{done} of {len(terms)} terms scored so far; the next visit "
+                                      "goes on from there")
+        pool.results.put(partial_key, Answer(scores, None, seconds))
     return answer
 
 

@@ -214,3 +214,23 @@ def test_past_the_budget_the_page_says_it_stopped(model_store):
     assert "0 of" in j["beliefs_error"] and all(s["beliefs"] is None for s in j["steps"])
     r = client.get(f"/traces/{tr.identity}/beliefs", params={"ck": model_store.ck, "step": 0})
     assert r.status_code == 200 and "stopped: the model&#39;s time budget" in r.text
+
+
+def test_head_scores_cut_short_go_on_at_the_next_visit(model_client, model_store):
+    full = model_client.get(f"/checkpoints/{model_store.ck}/heads.json").json()
+    client = make_dashboard_client(model_store.seeded.url, model_budget=1e-9)
+    seen = []
+    for _ in range(20):
+        d = client.get(f"/checkpoints/{model_store.ck}/heads.json").json()
+        seen.append(d["terms"])
+        if d["heads_error"] is None:
+            break
+        assert "terms scored so far; the next visit goes on" in d["heads_error"]
+        html = client.get(f"/checkpoints/{model_store.ck}/heads").text  # the page shows what was done
+        assert "terms scored so far" in html and "Computed once" not in html
+    assert seen == sorted(seen) and seen[-1] == full["terms"] and len(seen) > 2  # a chunk a visit
+    by_head = {(h["layer"], h["head"]): h for h in full["heads"]}
+    for h in d["heads"]:
+        for k in ("binding", "paren"):
+            assert h[k] == pytest.approx(by_head[(h["layer"], h["head"])][k], rel=1e-6)
+    assert d["pairs"] == full["pairs"] and d["uniform"]["paren"] == pytest.approx(full["uniform"]["paren"])
