@@ -69,8 +69,8 @@ def _step(step: Any) -> int:
         value = None if isinstance(step, bool) else operator.index(step)
     except TypeError:
         value = None
-    if value is None or value < 0:
-        raise ValueError(f"step is {step!r}: expected an integer >= 0")
+    if value is None or not 0 <= value < 2 ** 63:
+        raise ValueError(f"step is {step!r}: expected an integer >= 0 (below 2**63)")
     return value
 
 

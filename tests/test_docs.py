@@ -177,7 +177,7 @@ def test_no_file_refers_to_a_path_outside_the_repository():
 
 def test_every_json_block_is_checked():
     fences = re.findall(r"^```json$", TEXT, re.M)
-    marked = [n for n, item in _blocks() if isinstance(item, str) and n in ("traces", "labels-jsonl")]
+    marked = [n for n, item in _blocks() if isinstance(item, str) and n in ("traces", "labels-jsonl", "predictions")]
     assert len(fences) == len(marked)
 
 
@@ -314,6 +314,47 @@ def test_label_files_round_trip_through_a_store(tmp_path):
             assert "".join(export_labels(s, "csv")) == csv_text.replace("\n", "\r\n")
         with Session() as s, s.begin():  # importing again adds nothing
             assert import_labels(s, lines, "jsonl") == (0, len(lines))
+    finally:
+        engine.dispose()
+
+
+def test_the_predictions_example_imports_as_its_table_says_and_exports_to_the_same_bytes(tmp_path):
+    """The predictions file in the import section: valid as a trace file, a prefix of the
+    generator's trace, stored as the table below it says, and exported back byte for byte."""
+    import json
+
+    from sqlalchemy import select
+
+    from lambdascope.exchange import PRED_FIELDS, export_records, import_predictions
+    from lambdascope.store import Example, Prediction, open_store
+
+    (block,) = checked("predictions")
+    f = tmp_path / "predictions.jsonl"
+    f.write_text(block, encoding="utf-8")
+    v = TraceValidator()
+    assert [t.complete for t in read_traces([f], v)] == [True] and v.problems == []
+    for line, rec in zip(block.splitlines(), map(json.loads, block.splitlines())):
+        assert [k for k in rec if k in PRED_FIELDS] == [k for k in PRED_FIELDS if k in rec]
+    seed, index = map(int, json.loads(block.splitlines()[0])["trace_id"].split("-"))
+    opts = Options(seed=seed)
+    plain = [json.dumps({k: v for k, v in json.loads(x).items() if k not in PRED_FIELDS}, ensure_ascii=False,
+                        separators=(",", ":")) for x in block.splitlines()]
+    assert trace_records(opts, make_trace(opts, index, {})) == plain
+    engine, Session = open_store(f"sqlite:///{tmp_path / 'p.db'}")
+    try:
+        res = import_predictions(Session, f, run="docs", step=1, offsets="bos-tokens")
+        with Session() as s:
+            stored = {e.term: p for p, e in s.execute(select(Prediction, Example)
+                                                       .join(Example, Example.id == Prediction.example_id))}
+            rows = table("predictions-stored", 3)
+            assert len(rows) == len(stored)
+            for term, tokens, chars, text, iou, kind in rows:  # cells without their backticks
+                p = stored[term]
+                start, end = span_of(chars)
+                assert (p.pred_start, p.pred_end) == (start, end) == sp.token_to_char_span(*span_of(tokens))
+                assert text == (NF_TEXT if (start, end) == (0, 0) else term[start:end])
+                assert Fraction(iou) == Fraction(p.iou).limit_denominator(1000) and p.error_kind == kind
+            assert "".join(x + "\n" for x in export_records(s, res.checkpoint_id, "bos-tokens")) == block
     finally:
         engine.dispose()
 

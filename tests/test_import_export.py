@@ -350,7 +350,8 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
         (["import", "x.jsonl", "--run", "r", "--step", "-1"], "expected an integer >= 0"),
         (["import", "x.jsonl", "--run", "r", "--step", "1", "--offsets", "bytes"], "invalid choice: 'bytes'"),
         (["import", "x.jsonl", "--step", "1"], "the following arguments are required: --run"),
-        (["export", "0", "out.jsonl"], "expected a positive integer"),
+        (["export", "0", "out.jsonl"], "expected a checkpoint id between 1 and"),
+        (["import", "x.jsonl", "--run", "r", "--step", str(2 ** 63)], "expected an integer >= 0 (at most 9223372036854775807)"),
         (["export", "5", str(tmp_path / "out.jsonl"), "--db", str(tmp_path / "s.db")], "no checkpoint 5 in the store"),
     ]:
         assert cli_rc(argv) == 2, argv

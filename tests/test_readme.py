@@ -23,6 +23,8 @@ REWRITES = [
     (r"\b(20000|50000)\b", "300"),
     (r"(lambdascope(?:\.cli)? train .*)--minutes \d+", rf"\1--steps 4 --eval-every 2 {TINY}"),
     (r"(lambdascope demo .*)--minutes \d+(.*)", rf"\1--minutes 5 --eval-every 3\2 -- {TINY}"),
+    (r"(python examples/own_trainer\.py .*)--seconds \d+", r"\1--seconds 3 --eval-every 2 --traces 100 "
+     r"--eval-traces 5 --d-model 16 --layers 1 --heads 2 --batch 16 --threads 1"),
 ]
 SKIP = {"make demo", "make test"}
 LONG_RUNNING = ("lambdascope serve", "lambdascope demo")
@@ -49,9 +51,10 @@ def shrink(cmd: str) -> str:
 def test_readme_has_the_two_commands_and_a_command_reference():
     cmds = readme_commands()
     assert cmds[:2] == ["make demo", "make test"]
-    for sub in ("generate", "check", "train", "evaluate", "serve", "demo", "labels"):
+    for sub in ("generate", "check", "train", "evaluate", "serve", "demo", "labels", "import", "export"):
         assert any(c.startswith(f"lambdascope {sub}") for c in cmds), sub
     assert any(c.startswith("lambda_gen_rs/target/release/lambda-gen") for c in cmds)
+    assert any(c.startswith("python examples/own_trainer.py") for c in cmds)
 
 
 def test_every_readme_command_runs(tmp_path, pg_url_or_none):
@@ -60,6 +63,7 @@ def test_every_readme_command_runs(tmp_path, pg_url_or_none):
     left out)."""
     pg_url = pg_url_or_none
     (tmp_path / "lambda_gen_rs").symlink_to(ROOT / "lambda_gen_rs")
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
     env = dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
     ran = 0
     for cmd in readme_commands():

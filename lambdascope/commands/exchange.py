@@ -13,7 +13,13 @@ from lambdascope.exchange import OFFSETS, REASONS as PRED_REASONS, PredictionErr
 from lambdascope.progress import progress_bar
 from lambdascope.traces import REASONS
 
-from .common import UsageError, nonneg_int, positive_int
+from .common import UsageError, nonneg_int, number_type
+
+MAX_ID = 2 ** 63 - 1  # the store's integers
+step_type = number_type(lo=0, hi=MAX_ID, expected="expected an integer >= 0, got {text}",
+                        out_of_range="expected an integer >= 0 (at most {hi}), got {value}")
+checkpoint_id = number_type(lo=1, hi=MAX_ID, expected="expected a positive integer, got {text}",
+                            out_of_range="expected a checkpoint id between 1 and {hi}, got {value}")
 
 FORMAT = """\
 The file is a trace file (JSON Lines, one record per step, the steps of a trace on
@@ -58,7 +64,7 @@ def register(sub) -> None:
     i.add_argument("--db", metavar="URL", help="store URL or SQLite path (default $LAMBDASCOPE_DB "
                    "or runs/lambdascope.db)")
     i.add_argument("--run", required=True, metavar="NAME", help="the run's name in the store")
-    i.add_argument("--step", required=True, type=nonneg_int, metavar="N",
+    i.add_argument("--step", required=True, type=step_type, metavar="N",
                    help="the training step the predictions were made at")
     i.add_argument("--offsets", choices=OFFSETS, default="chars",
                    help="what pred_span and rollout spans count: chars (default) or bos-tokens")
@@ -73,7 +79,7 @@ def register(sub) -> None:
                        "import` reads: its evaluation set's traces in order, each step with the "
                        "prediction, the confidences and, on step 0, the rollout. Export, import into "
                        "another store, export gives the same bytes.\n\n" + FORMAT)
-    e.add_argument("checkpoint", metavar="CHECKPOINT_ID", type=positive_int,
+    e.add_argument("checkpoint", metavar="CHECKPOINT_ID", type=checkpoint_id,
                    help="the checkpoint's id (its page is /checkpoints/ID)")
     e.add_argument("out", metavar="OUT.jsonl", help="output file ('-' for stdout)")
     e.add_argument("--offsets", choices=OFFSETS, default="chars",
