@@ -54,7 +54,6 @@ REASONS = {
     "rollout_misplaced": "a rollout on a record other than its trace's step 0",
     "rollout_out_of_range": "a rollout span lies outside the term it points into",
     "rollout_mismatch": "the rollout's spans do not fit the reduction they drive",
-    "duplicate_identity": "a trace has the same first term as an earlier one",
     "empty_file": "the file holds no records",
 }
 
@@ -224,18 +223,26 @@ def _replay(tr: TraceResult, spans: Sequence[Span], offsets: str, hint) -> Rollo
     return replay_rollout(_gold(tr), spans, ROLLOUT_MAX_LEN, convert=convert)
 
 
-def _trace_problems(traces: list[TraceResult], where: Callable[[TraceResult], tuple[str, int]]) -> list[Problem]:
-    """Traces whose first term repeats an earlier trace's (an evaluation set holds each once)."""
+def _first_of_each(traces: list[TraceResult], line: Callable[[TraceResult], int],
+                   what: str = "line") -> tuple[list[bool], str | None]:
+    """Which traces to keep: the first of each identity, as an evaluation set holds each trace
+    once (``lambdascope.traces.unique_traces``, as the trainer's evaluation does); and a warning
+    naming the first repeat when there are any (a repeated first term repeats the whole trace)."""
     seen: dict[str, TraceResult] = {}
-    out = []
+    keep, repeats = [], []
     for tr in traces:
         first = seen.setdefault(tr.identity, tr)
+        keep.append(first is tr)
         if first is not tr:
-            src, line = where(tr)
-            out.append(Problem(line, "duplicate_identity",
-                               f"trace {tr.trace_id!r} has the first term of trace {first.trace_id!r} "
-                               f"(line {where(first)[1]}): an evaluation holds each trace once", src))
-    return out
+            repeats.append((tr, first))
+    if not repeats:
+        return keep, None
+    tr, first = repeats[0]
+    n = len(repeats)
+    return keep, (f"{n} trace{'s' if n != 1 else ''} repeat{'s' if n == 1 else ''} an earlier trace's first "
+                  f"term ({what} {line(tr)}: trace {tr.trace_id!r} is trace {first.trace_id!r} of {what} "
+                  f"{line(first)}): only the first of each is stored, with its predictions, as an "
+                  "evaluation set holds each trace once")
 
 
 def shift_warning(p: Predictions, lines: Sequence[int] | None = None) -> str | None:
@@ -358,7 +365,8 @@ def read_predictions(path: str | Path, offsets: str = "chars", *, progress=None,
     if v.lines == 0:
         problems.append(Problem(0, "empty_file", "the file is empty (no trace records)", source))
     complete = [tr for tr in traces if tr.complete and tr.records]
-    problems += _trace_problems(complete, lambda tr: (source, tr.records[0].line))
+    keep, repeats = _first_of_each(complete, lambda tr: tr.records[0].line)
+    complete = [tr for tr, k in zip(complete, keep) if k]
     results: list[RolloutResult] = []
     for tr in complete:
         first = tr.records[0].line
@@ -370,11 +378,9 @@ def read_predictions(path: str | Path, offsets: str = "chars", *, progress=None,
             problems.append(Problem(first, getattr(e, "reason", "rollout_mismatch"), str(e), source))
     if problems:
         raise PredictionError(source, problems, "nothing was imported")
-    preds = [reader.preds[r.line] for tr in traces for r in tr.records]
-    p = Predictions(traces, preds, results, bool(reader.confidences and reader.confidences[0]), offsets)
-    warning = shift_warning(p)
-    if warning:
-        p.warnings.append(warning)
+    preds = [reader.preds[r.line] for tr in complete for r in tr.records]
+    p = Predictions(complete, preds, results, bool(reader.confidences and reader.confidences[0]), offsets)
+    p.warnings += [w for w in (repeats, shift_warning(p)) if w]
     return p, v
 
 
@@ -433,7 +439,13 @@ def predictions_of(traces: Sequence[TraceResult], predictions: Sequence[Sequence
                 continue
             conf = (float(p[2]), float(p[3]))
         preds.append((*to_chars(span, offsets), *conf))
-    problems += _trace_problems(traces, lambda tr: (where, next(k for k, (t, _) in enumerate(records) if t is tr)))
+    starts = {}
+    for k, (tr, _) in enumerate(records):
+        starts.setdefault(id(tr), k)
+    keep, repeats = _first_of_each(traces, lambda tr: starts[id(tr)], "prediction")
+    if not problems and repeats:  # (with problems, preds lacks the bad ones: not used)
+        preds = [pred for k, pred in zip(_kept_steps(traces, keep), preds) if k]
+    traces = [tr for tr, k in zip(traces, keep) if k]
     results: list[RolloutResult] = []
     if rollouts is not None and predict is not None:
         raise ValueError(f"{where}: give rollouts or predict, not both")
@@ -459,10 +471,15 @@ def predictions_of(traces: Sequence[TraceResult], predictions: Sequence[Sequence
     if problems:
         raise PredictionError(where, problems, lines=False)
     p = Predictions(traces, preds, results, bool(given), offsets)
-    warning = shift_warning(p, lines=list(range(len(preds))))
-    if warning:
-        p.warnings.append(warning.replace("(line ", "(prediction "))
+    p.warnings += [w for w in (repeats, shift_warning(p, lines=[starts[id(tr)] + r.step_k for tr in traces
+                                                                 for r in tr.records])) if w]
+    p.warnings = [w.replace("(line ", "(prediction ") for w in p.warnings]
     return p
+
+
+def _kept_steps(traces: Sequence[TraceResult], keep: Sequence[bool]) -> list[bool]:
+    """For each step of ``traces``, whether its trace is kept."""
+    return [k for tr, k in zip(traces, keep) for _ in tr.records]
 
 
 def _rollouts_by(traces: Sequence[TraceResult], predict, offsets: str, hint, where: str) -> list[RolloutResult]:
