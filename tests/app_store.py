@@ -2,7 +2,7 @@
 generator, synthetic predictions (exact ones, spans that are off, other subterms and redexes,
 normal-form mistakes) written through ``store.ensure_eval_set`` and ``store.write_evaluation``
 like the trainer writes them (which judges each prediction's error kind and each rollout's
-outcome), and rollouts that follow ``trainer.metrics.rollout``'s rules.
+outcome), and rollouts that follow ``lambdascope.metrics.rollout``'s rules.
 
 The two checkpoints of run ``run-a`` differ in a known way: the second fixes some of the
 first's mistakes and breaks exactly one example (``Seeded.regression``).
@@ -66,11 +66,11 @@ def prediction(rng: random.Random, eid: int, term: str, gold: tuple[int, int], p
             "iou": span_iou(pred[0], pred[1], gold[0], gold[1]), "exact": exact}
 
 
-ROLLOUT_MAX_LEN = 1024  # trainer.metrics.rollout's default
+ROLLOUT_MAX_LEN = 1024  # lambdascope.metrics.rollout's default
 
 
 def rollout_of(trace: TraceResult, preds: dict[int, tuple[int, int]]) -> dict:
-    """The model's own reduction, by ``trainer.metrics.rollout``'s rules: on the gold trace it
+    """The model's own reduction, by ``lambdascope.metrics.rollout``'s rules: on the gold trace it
     predicts the step's seeded span; off it (after contracting another redex) the normal-order
     redex; it stops at a predicted normal form, at a span that is no redex, past twice the gold
     number of steps or past the length cap. The path holds each term it saw and its span."""
