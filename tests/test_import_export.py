@@ -485,3 +485,18 @@ def test_every_page_works_for_an_imported_run(tmp_path, trained, capsys):
     trace = c.get(f"/traces/{ident}.json?ck={b}").json()
     assert trace["rollout"] is not None and trace["rollout"]["outcome"]
     assert all(st["pred"] is not None and st["error_kind"] for st in trace["steps"])
+
+
+def test_import_replace_and_export_on_postgresql(pg_url, bos_file, tmp_path, capsys):
+    args = ["import", str(bos_file), "--db", pg_url, "--run", "pg", "--step", "3", "--offsets", "bos-tokens"]
+    assert run_cli(args, capsys)[0] == 0
+    assert run_cli(args, capsys)[0] == 2
+    rc, err = run_cli(args + ["--replace"], capsys)
+    assert rc == 0 and "(replacing 1 evaluation" in err
+    assert counts(pg_url)[:6] == (1, 1, 8, 1, 8, 3)
+    out = tmp_path / "out.jsonl"
+    _, Session = open_store(pg_url)
+    with Session() as s:
+        ck = s.scalar(select(Checkpoint.id))
+    assert run_cli(["export", str(ck), str(out), "--db", pg_url, "--offsets", "bos-tokens"], capsys)[0] == 0
+    assert out.read_bytes() == bos_file.read_bytes()  # written as the generators write: the same bytes
