@@ -166,11 +166,11 @@ def heads_job(pool: ModelPool, loader, path: str, terms: tuple[str, ...], budget
     return answer
 
 
-async def ask(pool: ModelPool, loader: ModelLoader | None, key: tuple, job) -> Answer:
+async def ask(pool: ModelPool, loader: ModelLoader | None, key: tuple, job, what: str = "beliefs") -> Answer:
     """A kept answer at once, or ``job(budget)`` in the pool (TooManyRequests when it is
     full). Without a loader nothing needs a worker: the answer says why at once."""
     if loader is None:
-        return Answer(error="beliefs unavailable: this dashboard was started without a model "
+        return Answer(error=f"{what} unavailable: this dashboard was started without a model "
                             "loader (the trainer or torch is not installed here)")
     kept = pool.results.get(key)
     if kept is not None:
@@ -187,7 +187,7 @@ async def beliefs_of(pool: ModelPool, loader, path: str, terms: list[str],
 
 async def attention_of(pool: ModelPool, loader, path: str, term: str, char: int) -> Answer:
     return await ask(pool, loader, ("attention", loader, path, term, char),
-                     lambda budget: attention_job(pool, loader, path, term, char, budget))
+                     lambda budget: attention_job(pool, loader, path, term, char, budget), "attention")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -531,7 +531,7 @@ async def heads_data(args: HeadsArgs, db, models, pool) -> dict[str, Any]:
     ck, terms = await in_page_thread(read)
     terms_t = tuple(terms)
     answer = await ask(pool, models, ("heads", models, ck["path"]),
-                       lambda budget: heads_job(pool, models, ck["path"], terms_t, budget))
+                       lambda budget: heads_job(pool, models, ck["path"], terms_t, budget), "head scores")
     scores = answer.value
     heads = []
     if scores is not None:
