@@ -98,9 +98,11 @@ def predict(model: SpanNet, terms: list[str], device: str, chunk: int = 256) -> 
     """BOS-token spans with the probabilities of their start and end: normal form (0, 0) when the
     start pointer rests on BOS, else the best end after the start, up to EOS."""
     model.eval()
-    out = []
+    order = sorted(range(len(terms)), key=lambda i: len(terms[i]))  # batches of similar lengths
+    out = [None] * len(terms)
     for k in range(0, len(terms), chunk):
-        part = terms[k:k + chunk]
+        part = [terms[i] for i in order[k:k + chunk]]
+        put = order[k:k + chunk]
         ids, depths, mask = batch(part, device)
         sl, _ = model(ids, depths, mask, torch.zeros(len(part), dtype=torch.long, device=device))
         eos = mask.sum(-1, keepdim=True) - 1  # a span starts at BOS (normal form) or at a character
@@ -111,13 +113,13 @@ def predict(model: SpanNet, terms: list[str], device: str, chunk: int = 256) -> 
         for r, term in enumerate(part):
             s = int(starts[r])
             if s == 0:
-                out.append((0, 0, float(sp[r, 0]), 1.0))
+                out[put[r]] = (0, 0, float(sp[r, 0]), 1.0)
                 continue
             n = len(term)
             allowed = el[r, s + 1:n + 2]  # end positions s+1 .. n+1 (EOS)
             probs = F.softmax(allowed, -1)
             j = int(probs.argmax())
-            out.append((s, s + 1 + j, float(sp[r, s]), float(probs[j])))
+            out[put[r]] = (s, s + 1 + j, float(sp[r, s]), float(probs[j]))
     model.train()
     return out
 
@@ -146,8 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", help="a trace file to train and evaluate on (default: generate traces)")
     p.add_argument("--traces", type=int, default=3000, help="training traces to generate (default 3000)")
     p.add_argument("--eval-traces", type=int, default=100, help="evaluation traces (default 100)")
-    p.add_argument("--seconds", type=float, default=60.0, help="training time (default 60)")
-    p.add_argument("--eval-every", type=float, default=15.0, help="seconds between evaluations (default 15)")
+    p.add_argument("--seconds", type=float, default=60.0, help="training time, evaluations excluded (default 60)")
+    p.add_argument("--eval-every", type=float, default=15.0,
+                   help="seconds of training between evaluations (default 15)")
     p.add_argument("--d-model", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--heads", type=int, default=4)
@@ -186,33 +189,33 @@ def main(argv: list[str] | None = None) -> int:
               f"rollout success {m['rollout_success']:.1%}", file=sys.stderr)
 
     with Recorder(args.db, run=args.run, config=config, data_files=[args.data] if args.data else ()) as rec:
-        t0 = time.monotonic()
-        next_eval, step, window = t0 + args.eval_every, 0, []
-        while time.monotonic() - t0 < args.seconds:
+        trained, next_eval, step, window = 0.0, args.eval_every, 0, []
+        while trained < args.seconds:
+            t_step = time.perf_counter()
             at = rng.randrange(max(1, len(examples) - args.batch + 1))
             chosen = examples[at:at + args.batch]
             ids, depths, mask = batch([t for t, _ in chosen], device)
             tgt = torch.tensor([char_to_token_span(*s) for _, s in chosen], device=device)
-            t_step = time.perf_counter()
             sl, el = model(ids, depths, mask, tgt[:, 0])
             loss = F.cross_entropy(sl, tgt[:, 0]) + F.cross_entropy(el, tgt[:, 1])
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            progress = (time.monotonic() - t0) / args.seconds
+            progress = trained / args.seconds
             lr = args.lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
             for g in opt.param_groups:
                 g["lr"] = lr
             opt.step()
             step += 1
             window.append((loss.item(), int(mask.sum()), time.perf_counter() - t_step))
+            trained += window[-1][2]
             if len(window) == 10:  # the recorder only queues: the loop never waits for the store
                 rec.log(step, loss=sum(w[0] for w in window) / 10, lr=lr,
                         tokens_per_s=sum(w[1] for w in window) / sum(w[2] for w in window))
                 window = []
-            if time.monotonic() >= next_eval:
+            if trained >= next_eval:
                 evaluate(rec, step)
-                next_eval = time.monotonic() + args.eval_every
+                next_eval = trained + args.eval_every
         evaluate(rec, step)
     print(f"done: run {args.run!r}, {step} steps, in {args.db}", file=sys.stderr)
     return 0

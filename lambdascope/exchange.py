@@ -245,28 +245,37 @@ def _first_of_each(traces: list[TraceResult], line: Callable[[TraceResult], int]
                   "evaluation set holds each trace once")
 
 
-def shift_warning(p: Predictions, lines: Sequence[int] | None = None) -> str | None:
-    """A warning when most predictions on terms with a redex are the gold span with exactly one
-    end moved by one: the classic bug of converting one end of a span. (Not an error: a model
-    may be that wrong; but it is worth a look before trusting the figures.)"""
-    n = shifted = 0
-    first = None
+def shift_warning(p: Predictions, lines: Sequence[int] | None = None,
+                  hint: Callable[[str], str] = flag_hint) -> str | None:
+    """A warning when most predictions on terms with a redex are the gold span with one end
+    moved by one (the classic bug of converting one end of a span), or with both ends moved by
+    one the same way (spans declared in the wrong offsets that all happen to fit). Not an error:
+    a model may be that wrong; but it is worth a look before trusting the figures."""
+    n = 0
+    found: dict[str, list] = {"one": [], "right": [], "left": []}
     for k, ((_, r), pred) in enumerate(zip(p.records, p.preds)):
         gs, ge = r.span
         if (gs, ge) == NORMAL_FORM:
             continue
         n += 1
         s, e = pred[0], pred[1]
-        if (s == gs and abs(e - ge) == 1) or (e == ge and abs(s - gs) == 1):
-            shifted += 1
-            if first is None:
-                first = (r.line if lines is None else lines[k], (s, e), (gs, ge))
-    if n >= 4 and shifted * 2 > n:
-        line, (s, e), (gs, ge) = first
-        return (f"{shifted} of {n} predictions on terms with a redex are the gold span with one end "
-                f"moved by one (line {line}: [{s},{e}] as characters, gold [{gs},{ge}]): were the spans "
-                f"converted at one end only? (docs/DESIGN.md, \"Spans and offsets\")")
-    return None
+        kind = ("one" if (s == gs and abs(e - ge) == 1) or (e == ge and abs(s - gs) == 1) else
+                "right" if (s, e) == (gs + 1, ge + 1) else "left" if (s, e) == (gs - 1, ge - 1) else None)
+        if kind:
+            found[kind].append((r.line if lines is None else lines[k], (s, e), (gs, ge)))
+    kind, seen = max(found.items(), key=lambda kv: len(kv[1]))
+    if n < 4 or len(seen) * 2 <= n:
+        return None
+    line, (s, e), (gs, ge) = seen[0]
+    what = {"one": "with one end moved by one", "right": "moved one to the right at both ends",
+            "left": "moved one to the left at both ends"}[kind]
+    why = {"one": "were the spans converted at one end only?",
+           "right": f"are they BOS-token spans? ({hint('bos-tokens')})",
+           "left": f"are they character spans? ({hint('chars')})"}[kind]
+    if kind == "right" and p.offsets == "bos-tokens" or kind == "left" and p.offsets == "chars":
+        why = "were they converted twice?"
+    return (f"{len(seen)} of {n} predictions on terms with a redex are the gold span {what} (line {line}: "
+            f"[{s},{e}] as characters, gold [{gs},{ge}]): {why} (docs/DESIGN.md, \"Spans and offsets\")")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,7 +389,7 @@ def read_predictions(path: str | Path, offsets: str = "chars", *, progress=None,
         raise PredictionError(source, problems, "nothing was imported")
     preds = [reader.preds[r.line] for tr in complete for r in tr.records]
     p = Predictions(complete, preds, results, bool(reader.confidences and reader.confidences[0]), offsets)
-    p.warnings += [w for w in (repeats, shift_warning(p)) if w]
+    p.warnings += [w for w in (repeats, shift_warning(p, hint=hint)) if w]
     return p, v
 
 
@@ -472,7 +481,7 @@ def predictions_of(traces: Sequence[TraceResult], predictions: Sequence[Sequence
         raise PredictionError(where, problems, lines=False)
     p = Predictions(traces, preds, results, bool(given), offsets)
     p.warnings += [w for w in (repeats, shift_warning(p, lines=[starts[id(tr)] + r.step_k for tr in traces
-                                                                 for r in tr.records])) if w]
+                                                                 for r in tr.records], hint=hint)) if w]
     p.warnings = [w.replace("(line ", "(prediction ") for w in p.warnings]
     return p
 

@@ -211,6 +211,23 @@ def test_a_bos_token_span_declared_as_characters_gets_the_hint(tmp_path, capsys)
     assert "(looks like a character span; pass --offsets chars)" in err
 
 
+def test_bos_token_spans_that_all_fit_as_characters_get_a_warning(tmp_path, capsys):
+    """No span reaches EOS, so every one fits as characters: the file imports, with a warning
+    that the spans sit one to the right of the gold at both ends."""
+    traces = [trace_of(t, f"t{i}") for i, t in enumerate(["λz.z ((λx.x) z)", "f ((λx.x) y)", "λf.λx.f ((λy.y) x)",
+                                                          "a ((λx.x) b) c"])]
+    for tr in traces:
+        for r in tr:
+            r["pred_span"] = list(char_to_token_span(*r["target_span"]))
+    path = tmp_path / "p.jsonl"
+    write_records(path, traces)
+    rc, err = run_cli(["import", str(path), "--db", str(tmp_path / "s.db"), "--run", "r", "--step", "0"], capsys)
+    assert rc == 0, err
+    assert ("warning: 4 of 4 predictions on terms with a redex are the gold span moved one to the right at both "
+            "ends (line 1: [7,15] as characters, gold [6,14]): are they BOS-token spans? (pass --offsets "
+            "bos-tokens)") in err
+
+
 # ---------------------------------------------------------------------------------------------
 # Every bad field: its line, its reason, nothing written
 
