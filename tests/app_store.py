@@ -191,7 +191,7 @@ def build_small_store(url: str, n_traces: int = 40, seed: int = 11) -> Seeded:
 def make_client(url: str, **settings):
     import warnings
 
-    from app.deps import Settings
+    from app.settings import Settings
     from app.main import create_app
 
     with warnings.catch_warnings():
