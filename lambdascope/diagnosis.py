@@ -41,20 +41,30 @@ class TermShape:
         self.gold = gold
 
     def kind(self, pred: Span) -> str:
-        pred = (int(pred[0]), int(pred[1]))
+        return _kind(pred, self.gold, lambda: self)
+
+    def subterm_kind(self, pred: Span) -> str:
+        """The kind of a wrong span on a term with a redex: the cases the spans alone cannot tell."""
         gold = self.gold
-        if pred == gold:
-            return "exact"
-        if pred == NORMAL_FORM:
-            return "false_nf"
-        if gold == NORMAL_FORM:
-            return "missed_nf"
         redex = self.nodes.get(pred)
         if redex is None:
             return "not_subterm"
         if not redex:
             return "not_redex"
         return "inner_redex" if gold[0] <= pred[0] and pred[1] <= gold[1] else "right_redex"
+
+
+def _kind(pred: Span, gold: Span, shape) -> str:
+    """The kinds in order; ``shape()`` (the term's TermShape) is asked for only when the spans
+    alone cannot tell."""
+    pred, gold = (int(pred[0]), int(pred[1])), (int(gold[0]), int(gold[1]))
+    if pred == gold:
+        return "exact"
+    if pred == NORMAL_FORM:
+        return "false_nf"
+    if gold == NORMAL_FORM:
+        return "missed_nf"
+    return shape().subterm_kind(pred)
 
 
 def error_kind(term: Term | str, pred: Span) -> str:
@@ -80,14 +90,7 @@ def judge(text: str, gold: Span, pred: Span) -> str:
     """``error_kind(text, pred)`` where the gold span is known (a validated trace's, as the store
     keeps it): the term is parsed only for a wrong span on a term with a redex, so judging a
     good model's evaluation costs next to nothing."""
-    pred, gold = (int(pred[0]), int(pred[1])), (int(gold[0]), int(gold[1]))
-    if pred == gold:
-        return "exact"
-    if pred == NORMAL_FORM:
-        return "false_nf"
-    if gold == NORMAL_FORM:
-        return "missed_nf"
-    return shape_of(text).kind(pred)
+    return _kind(pred, gold, lambda: shape_of(text))
 
 
 def rollout_outcome(path: list, *, success: bool, gold_steps: int, gold_normal_form: str | None) -> str:
