@@ -5,6 +5,7 @@ artifacts/screenshots/. Skipped, with the reason, only when Chromium cannot be l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -29,6 +30,27 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 
 
 
+@contextlib.contextmanager
+def serving(app):
+    """``app`` served by uvicorn in a thread on a free loopback port; its base URL."""
+    import uvicorn
+
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    assert srv.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def browser():
     try:
@@ -48,26 +70,14 @@ def browser():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import uvicorn
-
     from app.settings import Settings
     from app.main import create_app
 
     seeded = build_small_store(f"sqlite:///{tmp_path_factory.mktemp('browser')}/store.db")
-    port = _free_port()
     app = create_app(Settings(db_url=seeded.url, warm_caches=False,
                               allowed_hosts=("127.0.0.1", "localhost")))
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}", seeded
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as base:
+        yield base, seeded
 
 
 @pytest.fixture
@@ -359,28 +369,16 @@ def test_playground_page(page, server):
 
 @pytest.fixture(scope="module")
 def model_server(tmp_path_factory):
-    import uvicorn
-
     from app.settings import Settings
     from lambdascope.commands.dashboard import create_dashboard
     from tests.beliefs_store import build_model_store
 
     folder = tmp_path_factory.mktemp("browser-beliefs")
     ms = build_model_store(f"sqlite:///{folder}/store.db", folder)
-    port = _free_port()
     app = create_dashboard(Settings(db_url=ms.seeded.url, warm_caches=False,
                                     allowed_hosts=("127.0.0.1", "localhost")))
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}", ms
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as base:
+        yield base, ms
 
 
 START_CELLS_JS = """() => Array.from(document.querySelectorAll('#beliefs svg.start-heat .cell')).map(c => ({
