@@ -4,16 +4,20 @@ It is the oracle for the Rust generator (byte-identical output for the same argu
 the baseline for its speed. The algorithm, step by step, so that both sides can follow it:
 
 1. Trace ``i`` of seed ``s`` draws from ``SplitMix64.for_trace(s, i)`` (see ``rng.py``).
-2. It samples a term with ``sample_term`` and reduces it in normal order. A term that is
-   longer than ``max_len`` code points at any step is dropped (``too_long``); one that has not
-   reached normal form after ``max_steps`` steps is dropped (``too_many_steps``); one that
-   reaches normal form in fewer than ``min_steps`` steps is dropped (``too_few_steps``).
+2. It samples a first term from its family (``sample_first_term``: ``sample_initial_term``
+   for ``random``, the default; the samplers of ``families.py`` for the others) and reduces it
+   in normal order. A term that is longer than ``max_len`` code points at any step is dropped
+   (``too_long``); one that has not reached normal form after ``max_steps`` steps is dropped
+   (``too_many_steps``); one that reaches normal form in fewer than ``min_steps`` steps is
+   dropped (``too_few_steps``); one whose longest term is not longer than ``min_len`` code
+   points is dropped (``too_short``; checked last, and never with the default ``min_len`` 0).
    A dropped attempt is counted and the next attempt continues the same random stream.
    After ``MAX_ATTEMPTS`` dropped attempts the trace fails with an error.
 3. The kept trace is written as ``steps_total + 1`` JSON records, in order, with the keys
    ``trace_id, step_k, steps_total, term, target_span`` and no spaces:
    ``{"trace_id":"7-0","step_k":0,"steps_total":2,"term":"(λx.x) y","target_span":[0,8]}``.
-   ``trace_id`` is ``"{seed}-{index}"``.
+   ``trace_id`` is ``"{seed}-{index}"`` for ``random`` and ``"{family}-{seed}-{index}"`` for
+   the other families.
 """
 
 from __future__ import annotations
@@ -21,12 +25,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from . import families
+from .families import DEFAULT_FAMILY, FAMILY_NAMES, church_numeral
 from .rng import SplitMix64
 from .terms import App, Lam, Term, Var, print_with_span, step_counting_renames
 
 DEFAULT_MAX_STEPS = 64
 DEFAULT_MAX_LEN = 192
 DEFAULT_MIN_STEPS = 1
+DEFAULT_MIN_LEN = 0
 MAX_ATTEMPTS = 10_000
 
 BINDER_NAMES = ("x", "y", "z", "f", "g")  # few names: shadowing and captures happen
@@ -66,14 +73,6 @@ def sample_term(rng: SplitMix64, depth: int, scope: list[str]) -> Term:
     fn = sample_term(rng, depth + 1, scope)
     arg = sample_term(rng, depth + 1, scope)
     return App(fn, arg)
-
-
-def church_numeral(n: int) -> Term:
-    """λf.λx.f (f ... x) with ``n`` applications of f."""
-    body: Term = Var("x")
-    for _ in range(n):
-        body = App(Var("f"), body)
-    return Lam("f", Lam("x", body))
 
 
 def _lams(names: str, body: Term) -> Term:
@@ -121,6 +120,13 @@ def sample_initial_term(rng: SplitMix64) -> Term:
     return sample_term(rng, 0, [])
 
 
+def sample_first_term(rng: SplitMix64, family: str) -> Term:
+    """A trace's first term from its family (``random``: ``sample_initial_term``)."""
+    if family == "random":
+        return sample_initial_term(rng)
+    return families.SAMPLERS[family](rng)
+
+
 @dataclass
 class Trace:
     index: int
@@ -135,9 +141,22 @@ class Options:
     max_steps: int = DEFAULT_MAX_STEPS
     max_len: int = DEFAULT_MAX_LEN
     min_steps: int = DEFAULT_MIN_STEPS
+    family: str = DEFAULT_FAMILY
+    min_len: int = DEFAULT_MIN_LEN  # keep only traces with a term longer than this
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILY_NAMES:
+            raise ValueError(f"unknown family {self.family!r}: choose one of {', '.join(FAMILY_NAMES)}")
 
 
-DROP_REASONS = ("too_long", "too_many_steps", "too_few_steps")
+DROP_REASONS = ("too_long", "too_many_steps", "too_few_steps", "too_short")
+
+
+def trace_id(opts: Options, index: int) -> str:
+    """``"{seed}-{index}"`` for ``random``, ``"{family}-{seed}-{index}"`` for the others."""
+    if opts.family == "random":
+        return f"{opts.seed}-{index}"
+    return f"{opts.family}-{opts.seed}-{index}"
 
 
 class GenerationError(RuntimeError):
@@ -148,7 +167,7 @@ def make_trace(opts: Options, index: int, drops: dict[str, int]) -> Trace:
     """The ``index``-th trace of ``opts.seed``; dropped attempts are added to ``drops``."""
     rng = SplitMix64.for_trace(opts.seed, index)
     for _ in range(MAX_ATTEMPTS):
-        t = sample_initial_term(rng)
+        t = sample_first_term(rng, opts.family)
         terms: list[str] = []
         spans: list[tuple[int, int]] = []
         renamed = False
@@ -169,24 +188,35 @@ def make_trace(opts: Options, index: int, drops: dict[str, int]) -> Trace:
             renamed = renamed or n_renames > 0
         if reason is None and len(terms) - 1 < opts.min_steps:
             reason = "too_few_steps"
+        if reason is None and max(map(len, terms)) <= opts.min_len:
+            reason = "too_short"
         if reason is None:
             return Trace(index, terms, spans, renamed)
         drops[reason] = drops.get(reason, 0) + 1
     raise GenerationError(
         f"trace {index}: no trace within the caps after {MAX_ATTEMPTS} attempts "
-        f"(max_steps={opts.max_steps}, max_len={opts.max_len}, min_steps={opts.min_steps})"
+        f"(family={opts.family}, max_steps={opts.max_steps}, max_len={opts.max_len}, "
+        f"min_steps={opts.min_steps}, min_len={opts.min_len})"
     )
 
 
 def trace_records(opts: Options, tr: Trace) -> list[str]:
     """The JSON lines of one trace, without newlines, byte-identical to ``lambda-gen``."""
     total = len(tr.terms) - 1
-    tid = f"{opts.seed}-{tr.index}"
+    tid = trace_id(opts, tr.index)
     return [
         '{"trace_id":%s,"step_k":%d,"steps_total":%d,"term":%s,"target_span":[%d,%d]}'
         % (json.dumps(tid), k, total, json.dumps(term, ensure_ascii=False), s, e)
         for k, (term, (s, e)) in enumerate(zip(tr.terms, tr.spans))
     ]
+
+
+def check_caps(opts: Options) -> None:
+    """The caps that no trace can meet are errors (``ValueError``), as in lambda-gen."""
+    if opts.min_steps > opts.max_steps:
+        raise ValueError(f"--min-steps ({opts.min_steps}) must not exceed --max-steps ({opts.max_steps})")
+    if opts.min_len >= opts.max_len:
+        raise ValueError(f"--min-len ({opts.min_len}) must be less than --max-len ({opts.max_len})")
 
 
 def shard_range(n_traces: int, shard: tuple[int, int] | None) -> range:
@@ -226,6 +256,7 @@ def _has_nested_and_shadowed(t: Term, scope: tuple[str, ...] = ()) -> tuple[bool
 class Summary:
     """The end-of-run statistics of a generation (the same numbers as lambda-gen prints)."""
 
+    family: str = DEFAULT_FAMILY
     traces: int = 0
     records: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
@@ -259,6 +290,7 @@ class Summary:
         n = max(self.traces, 1)
         median = (steps[(len(steps) - 1) // 2] + steps[len(steps) // 2]) / 2 if steps else 0
         return {
+            "family": self.family,
             "traces": self.traces,
             "records": self.records,
             "dropped": dict(self.dropped),
@@ -278,7 +310,7 @@ class Summary:
         d = self.as_dict()
         drops = ", ".join(f"{k} {v}" for k, v in sorted(self.dropped.items())) or "none"
         return "\n".join([
-            f"traces {d['traces']}, records {d['records']}, dropped attempts: {drops}",
+            f"family {d['family']}: traces {d['traces']}, records {d['records']}, dropped attempts: {drops}",
             f"steps: median {d['median_steps']:g}, >=8 steps {d['frac_ge8_steps']:.1%}; "
             f"distinct first terms {d['frac_distinct_initial']:.1%}; redex not at 0 "
             f"{d['frac_redex_not_at_0']:.1%}; nested binders in {d['traces_nested_binders']} traces, "
@@ -301,7 +333,8 @@ def generate(opts: Options, n_traces: int, shard: tuple[int, int] | None = None,
 
 def write_traces(out: str, n_traces: int, *, seed: int = 0, max_steps: int | None = None,
                  max_len: int | None = None, min_steps: int | None = None,
-                 shard: str | None = None, quiet: bool = False) -> int:
+                 shard: str | None = None, quiet: bool = False, family: str | None = None,
+                 min_len: int | None = None) -> int:
     """The reference generator's command: write to a temporary file, rename at the end; print
     the summary on stderr. Returns an exit code."""
     import os
@@ -309,16 +342,19 @@ def write_traces(out: str, n_traces: int, *, seed: int = 0, max_steps: int | Non
     import tempfile
     import time
 
-    opts = Options(seed=seed,
-                   max_steps=DEFAULT_MAX_STEPS if max_steps is None else max_steps,
-                   max_len=DEFAULT_MAX_LEN if max_len is None else max_len,
-                   min_steps=DEFAULT_MIN_STEPS if min_steps is None else min_steps)
     try:
+        opts = Options(seed=seed,
+                       max_steps=DEFAULT_MAX_STEPS if max_steps is None else max_steps,
+                       max_len=DEFAULT_MAX_LEN if max_len is None else max_len,
+                       min_steps=DEFAULT_MIN_STEPS if min_steps is None else min_steps,
+                       family=DEFAULT_FAMILY if family is None else family,
+                       min_len=DEFAULT_MIN_LEN if min_len is None else min_len)
+        check_caps(opts)
         shard_t = parse_shard(shard)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    summary = Summary()
+    summary = Summary(family=opts.family)
     t0 = time.perf_counter()
     if out == "-":
         f, tmp = sys.stdout, None

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+from lambdascope.families import FAMILIES, FAMILY_NAMES
 from lambdascope.generate import parse_shard, write_traces
 from lambdascope.progress import progress_bar
 from lambdascope.traces import REASONS, TraceValidator, expand_data_paths, read_traces
@@ -28,6 +29,12 @@ def register(sub) -> None:
     g.add_argument("--max-steps", type=positive_int, default=None, help="drop traces longer than this")
     g.add_argument("--max-len", type=positive_int, default=None, help="drop traces with a longer term")
     g.add_argument("--min-steps", type=nonneg_int, default=None, help="drop traces shorter than this")
+    g.add_argument("--min-len", type=nonneg_int, default=None,
+                   help="keep only traces with a term longer than this (code points); the others are "
+                   "dropped as too_short")
+    g.add_argument("--family", choices=FAMILY_NAMES, default=None, metavar="NAME",
+                   help="the family of first terms (default random): "
+                   + "; ".join(f"{name}: {text}" for name, text in FAMILIES))
     g.add_argument("--shard", metavar="I/N", default=None, help="write only the I-th of N slices")
     g.add_argument("--reference", action="store_true", help="use the Python reference generator")
     g.set_defaults(func=cmd_generate)
@@ -58,14 +65,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     if args.reference:
         return write_traces(args.out, args.traces, seed=args.seed, max_steps=args.max_steps,
-                            max_len=args.max_len, min_steps=args.min_steps, shard=args.shard)
+                            max_len=args.max_len, min_steps=args.min_steps, shard=args.shard,
+                            family=args.family, min_len=args.min_len)
     exe = find_generator()
     if exe is None:
         raise UsageError("lambda-gen is not built: run `make build` (or pass --reference to use "
                          "the slower Python generator)")
     cmd = [str(exe), "generate", args.out, str(args.traces), str(args.threads), "--seed", str(args.seed)]
     for flag, value in (("--max-steps", args.max_steps), ("--max-len", args.max_len),
-                        ("--min-steps", args.min_steps)):
+                        ("--min-steps", args.min_steps), ("--min-len", args.min_len),
+                        ("--family", args.family)):
         if value is not None:
             cmd += [flag, str(value)]
     if args.shard:
