@@ -3,7 +3,8 @@
 //! Exit codes: 0 on success (and for `--help` / `--version`), 2 for bad arguments (a one-line
 //! `error: ...` on stderr, nothing written), 1 when generation or writing fails.
 
-use crate::generate::{shard_range, Options, DEFAULT_MAX_LEN, DEFAULT_MAX_STEPS, DEFAULT_MIN_STEPS};
+use crate::families::Family;
+use crate::generate::{shard_range, Options, DEFAULT_MAX_LEN, DEFAULT_MAX_STEPS, DEFAULT_MIN_LEN, DEFAULT_MIN_STEPS};
 use crate::run::{generate_to, RunError};
 use crate::stats::Stats;
 use crate::temp_file::TempFile;
@@ -65,22 +66,24 @@ enum Command {
 const GENERATE_ABOUT: &str = "\
 Write N_TRACES reduction traces to OUT.jsonl, one JSON record per reduction step.
 
-Trace i samples a random λ-term from a SplitMix64 stream seeded by (SEED, i) alone and reduces \
-it in normal order (leftmost-outermost). A trace is kept when it reaches normal form within the \
-caps: every term at most --max-len code points, at most --max-steps steps, at least --min-steps \
-steps. A dropped attempt is counted and the next attempt continues the same stream; a trace that \
-has no kept attempt within 10000 attempts is an error (exit code 1).
+Trace i samples a λ-term of the --family (random by default) from a SplitMix64 stream seeded \
+by (SEED, i) alone and reduces it in normal order (leftmost-outermost). A trace is kept when it \
+reaches normal form within the caps: every term at most --max-len code points, at most \
+--max-steps steps, at least --min-steps steps, some term longer than --min-len code points. A \
+dropped attempt is counted and the next attempt continues the same stream; a trace that has no \
+kept attempt within 10000 attempts is an error (exit code 1).
 
 Each kept trace is written as steps_total + 1 lines, in order:
   {\"trace_id\":\"SEED-I\",\"step_k\":K,\"steps_total\":T,\"term\":\"...\",\"target_span\":[S,E]}
 where term is the canonical printing of the term at step K and [S,E) is the span of its \
-next redex in Unicode code points ([0,0] at normal form, on the last line only).
+next redex in Unicode code points ([0,0] at normal form, on the last line only). The trace_id \
+is SEED-I for the random family and FAMILY-SEED-I (e.g. church-1-7) for the others.
 
 The file is the same for every THREADS value and is the same as the Python reference \
 (lambdascope.generate). It is written to a temporary file beside OUT.jsonl and renamed when \
 complete, so a failed run leaves no partial file. While it runs, a progress bar is drawn on \
-stderr if stderr is a terminal; at the end a summary goes to stderr: traces and records written, \
-attempts dropped by reason, a step histogram, elapsed time and records/s, the median number of \
+stderr if stderr is a terminal; at the end a summary goes to stderr: the family, traces and \
+records written, attempts dropped by reason (too_long, too_many_steps, too_few_steps, too_short), a step histogram, elapsed time and records/s, the median number of \
 steps, the share of traces with >= 8 steps, the share of distinct first terms, the share of \
 reducible records whose redex does not start at 0, the first terms with nested and with \
 shadowed binders, and the share of traces that needed an α-rename. --quiet turns both off.
@@ -104,7 +107,7 @@ struct GenerateArgs {
     threads: usize,
 
     /// Seed of the data set: trace i draws from SplitMix64 seeded by (SEED, i) only, and its
-    /// trace_id is "SEED-i".
+    /// trace_id is "SEED-i" ("FAMILY-SEED-i" for a --family other than random).
     #[arg(long, value_name = "SEED", default_value_t = 0, value_parser = parse_seed, allow_hyphen_values = true)]
     seed: u64,
 
@@ -123,13 +126,25 @@ struct GenerateArgs {
     #[arg(long, value_name = "M", default_value_t = DEFAULT_MIN_STEPS)]
     min_steps: u32,
 
+    /// Keep only traces with a term longer than L code points: an attempt whose longest term
+    /// (over all its steps) has at most L code points is dropped (counted as too_short). Must
+    /// be less than --max-len; with 0 (the default) nothing is dropped for it. For suites of
+    /// long terms.
+    #[arg(long, value_name = "L", default_value_t = DEFAULT_MIN_LEN)]
+    min_len: u32,
+
+    /// The family of first terms (the reduction, caps and drops are the same for all). Every
+    /// family is deterministic by (SEED, i) and byte-identical to the Python reference.
+    #[arg(long, value_name = "NAME", value_enum, default_value_t = Family::Random)]
+    family: Family,
+
     /// Write only shard I of N (1 <= I <= N): trace indices [(I-1)*N_TRACES/N, I*N_TRACES/N)
     /// (integer division). The N shards, concatenated in order, equal the unsharded file;
     /// trace ids stay "SEED-index".
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
     shard: Option<Shard>,
 
-    /// Also write the run summary as a JSON object to PATH (keys: traces, records, dropped,
+    /// Also write the run summary as a JSON object to PATH (keys: family, traces, records, dropped,
     /// steps_histogram, elapsed_s, records_per_s, median_steps, frac_ge8_steps,
     /// frac_distinct_initial, frac_redex_not_at_0, traces_nested_binders,
     /// traces_shadowed_binders, frac_alpha_renamed).
@@ -239,11 +254,19 @@ fn generate(args: GenerateArgs) -> Result<(), CliError> {
             args.min_steps, args.max_steps
         )));
     }
+    if args.min_len >= args.max_len {
+        return Err(CliError::usage(format!(
+            "--min-len ({}) must be less than --max-len ({}) (see lambda-gen --help)",
+            args.min_len, args.max_len
+        )));
+    }
     let opts = Options {
         seed: args.seed,
         max_steps: args.max_steps,
         max_len: args.max_len,
         min_steps: args.min_steps,
+        min_len: args.min_len,
+        family: args.family,
     };
     let indices = shard_range(args.n_traces, args.shard.map(|s| (s.i, s.n)));
     let to_stdout = args.out == "-";
@@ -294,7 +317,7 @@ fn generate(args: GenerateArgs) -> Result<(), CliError> {
         pb.finish_and_clear();
     }
     let summary = result.map_err(|e| match e {
-        RunError::Generation(g) => CliError::failure(format!("{g}: loosen --max-len, --max-steps or --min-steps")),
+        RunError::Generation(g) => CliError::failure(format!("{g}: loosen --max-len, --max-steps, --min-steps or --min-len")),
         other => CliError::failure(other.to_string()),
     })?;
 
@@ -328,7 +351,8 @@ fn generate(args: GenerateArgs) -> Result<(), CliError> {
 fn report(summary: &Stats, opts: &Options, indices: &std::ops::Range<u64>, threads: usize) {
     let mut s = summary.render_text();
     s.push_str(&format!(
-        "  seed {}, trace indices {}..{}, {} thread{}\n",
+        "  family {}, seed {}, trace indices {}..{}, {} thread{}\n",
+        opts.family.name(),
         opts.seed,
         indices.start,
         indices.end,

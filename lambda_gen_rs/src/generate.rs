@@ -1,17 +1,21 @@
 //! The trace generator: the same algorithm and random stream as `lambdascope/generate.py`.
 //!
 //! 1. Trace `i` of seed `s` draws from `SplitMix64::for_trace(s, i)`.
-//! 2. It samples a term with `sample_initial_term` and reduces it in normal order. A term longer
+//! 2. It samples a first term from its family (`sample_initial_term` for `random`, the
+//!    default; [`crate::families`] for the others) and reduces it in normal order. A term longer
 //!    than `max_len` code points at any step is dropped (`too_long`); one that has not reached
 //!    normal form after `max_steps` steps is dropped (`too_many_steps`); one that reaches normal
-//!    form in fewer than `min_steps` steps is dropped (`too_few_steps`). A dropped attempt is
-//!    counted and the next attempt continues the same random stream. After `MAX_ATTEMPTS`
-//!    dropped attempts the trace fails with an error.
+//!    form in fewer than `min_steps` steps is dropped (`too_few_steps`); one whose longest term
+//!    is not longer than `min_len` code points is dropped (`too_short`, checked last). A dropped
+//!    attempt is counted and the next attempt continues the same random stream. After
+//!    `MAX_ATTEMPTS` dropped attempts the trace fails with an error.
 //! 3. The kept trace is written as `steps_total + 1` JSON records, in order, with the keys
-//!    `trace_id, step_k, steps_total, term, target_span` and no spaces (see [`crate::record`]).
+//!    `trace_id, step_k, steps_total, term, target_span` and no spaces (see [`crate::record`]);
+//!    `trace_id` is `SEED-I` for `random` and `FAMILY-SEED-I` for the other families.
 //!
 //! The draw order of every sampler below is the draw order of the Python reference.
 
+use crate::families::{Family, FamilyTerms};
 use crate::record::RecordWriter;
 use crate::rng::SplitMix64;
 use crate::term::{Arena, Id, Name};
@@ -21,6 +25,7 @@ use std::ops::Range;
 pub const DEFAULT_MAX_STEPS: u32 = 64;
 pub const DEFAULT_MAX_LEN: u32 = 192;
 pub const DEFAULT_MIN_STEPS: u32 = 1;
+pub const DEFAULT_MIN_LEN: u32 = 0;
 pub const MAX_ATTEMPTS: u32 = 10_000;
 
 /// Few names: shadowing and captures happen.
@@ -34,10 +39,14 @@ pub const ARITH_PERCENT: u64 = 35;
 pub const LEAF_PERCENT: [u64; MAX_DEPTH] = [0, 10, 25, 40, 55, 70, 85];
 
 /// The reasons an attempt is dropped, in the order of `DROP_REASONS` in generate.py.
-pub const DROP_REASONS: [&str; 3] = ["too_long", "too_many_steps", "too_few_steps"];
+pub const DROP_REASONS: [&str; 4] = ["too_long", "too_many_steps", "too_few_steps", "too_short"];
 pub const TOO_LONG: usize = 0;
 pub const TOO_MANY_STEPS: usize = 1;
 pub const TOO_FEW_STEPS: usize = 2;
+pub const TOO_SHORT: usize = 3;
+
+/// Dropped attempts, indexed like `DROP_REASONS`.
+pub type Drops = [u64; 4];
 
 /// Generation parameters (the defaults are those of generate.py).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +55,9 @@ pub struct Options {
     pub max_steps: u32,
     pub max_len: u32,
     pub min_steps: u32,
+    /// Keep only traces with a term longer than this many code points.
+    pub min_len: u32,
+    pub family: Family,
 }
 
 impl Default for Options {
@@ -55,6 +67,8 @@ impl Default for Options {
             max_steps: DEFAULT_MAX_STEPS,
             max_len: DEFAULT_MAX_LEN,
             min_steps: DEFAULT_MIN_STEPS,
+            min_len: DEFAULT_MIN_LEN,
+            family: Family::Random,
         }
     }
 }
@@ -70,8 +84,14 @@ impl fmt::Display for GenerationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "trace {}: no trace within the caps after {} attempts (max_steps={}, max_len={}, min_steps={})",
-            self.index, MAX_ATTEMPTS, self.opts.max_steps, self.opts.max_len, self.opts.min_steps
+            "trace {}: no trace within the caps after {} attempts (family={}, max_steps={}, max_len={}, min_steps={}, min_len={})",
+            self.index,
+            MAX_ATTEMPTS,
+            self.opts.family.name(),
+            self.opts.max_steps,
+            self.opts.max_len,
+            self.opts.min_steps,
+            self.opts.min_len
         )
     }
 }
@@ -110,6 +130,7 @@ pub struct Generator {
     plus: Id,
     mult: Id,
     numerals: [Id; 4],
+    families: FamilyTerms,
     scope: Vec<Name>,
     roots: Vec<Id>,
     /// Print epoch of the trace being written (see `Arena::print_memo`).
@@ -148,6 +169,7 @@ impl Generator {
         for (k, slot) in numerals.iter_mut().enumerate() {
             *slot = church_numeral(&mut a, k as u32);
         }
+        let families = FamilyTerms::new(&mut a, numerals);
         let base = a.len();
         Generator {
             arena: a,
@@ -156,6 +178,7 @@ impl Generator {
             plus,
             mult,
             numerals,
+            families,
             scope: Vec::with_capacity(16),
             roots: Vec::with_capacity(DEFAULT_MAX_STEPS as usize + 2),
             epoch: 0,
@@ -257,23 +280,34 @@ impl Generator {
         self.sample_term(rng, 0)
     }
 
+    /// A trace's first term from `family` (`sample_first_term` of generate.py).
+    pub fn sample_first_term(&mut self, rng: &mut SplitMix64, family: Family) -> Id {
+        match family {
+            Family::Random => self.sample_initial_term(rng),
+            f => self.families.sample(&mut self.arena, rng, f),
+        }
+    }
+
     /// Run the attempts of trace `index`; on success the kept trace's terms are `roots()` and
     /// the result says whether some step needed an α-rename. Dropped attempts are added to
     /// `drops` (indexed like `DROP_REASONS`).
-    pub fn reduce(&mut self, opts: &Options, index: u64, drops: &mut [u64; 3]) -> Result<bool, GenerationError> {
+    pub fn reduce(&mut self, opts: &Options, index: u64, drops: &mut Drops) -> Result<bool, GenerationError> {
         let mut rng = SplitMix64::for_trace(opts.seed, index);
         let max_steps = opts.max_steps as usize;
         for _ in 0..MAX_ATTEMPTS {
             self.arena.truncate(self.base);
             self.roots.clear();
-            let mut t = self.sample_initial_term(&mut rng);
+            let mut t = self.sample_first_term(&mut rng, opts.family);
             let mut renames: u32 = 0;
             let mut reason = None;
+            let mut longest = 0;
             loop {
-                if self.arena.print_len(t) > opts.max_len {
+                let len = self.arena.print_len(t);
+                if len > opts.max_len {
                     reason = Some(TOO_LONG);
                     break;
                 }
+                longest = longest.max(len);
                 self.roots.push(t);
                 if !self.arena.has_redex(t) {
                     break;
@@ -286,6 +320,9 @@ impl Generator {
             }
             if reason.is_none() && ((self.roots.len() - 1) as u64) < opts.min_steps as u64 {
                 reason = Some(TOO_FEW_STEPS);
+            }
+            if reason.is_none() && longest <= opts.min_len {
+                reason = Some(TOO_SHORT);
             }
             match reason {
                 None => return Ok(renames > 0),
@@ -300,7 +337,7 @@ impl Generator {
     }
 
     /// The `index`-th trace of `opts.seed` as text (like generate.py's `make_trace`).
-    pub fn make_trace(&mut self, opts: &Options, index: u64, drops: &mut [u64; 3]) -> Result<Trace, GenerationError> {
+    pub fn make_trace(&mut self, opts: &Options, index: u64, drops: &mut Drops) -> Result<Trace, GenerationError> {
         let renamed = self.reduce(opts, index, drops)?;
         let terms = self.roots.iter().map(|&t| self.arena.print(t)).collect();
         let spans = self.roots.iter().map(|&t| self.arena.redex_span(t)).collect();
@@ -317,7 +354,7 @@ impl Generator {
         &mut self,
         opts: &Options,
         index: u64,
-        drops: &mut [u64; 3],
+        drops: &mut Drops,
         out: &mut Vec<u8>,
     ) -> Result<TraceFacts, GenerationError> {
         let renamed = self.reduce(opts, index, drops)?;
@@ -329,7 +366,7 @@ impl Generator {
         }
         self.epoch += 1;
 
-        let records = RecordWriter::new(opts.seed, index, total);
+        let records = RecordWriter::new(opts.family, opts.seed, index, total);
         let mut facts = TraceFacts {
             steps: total,
             renamed,
@@ -430,8 +467,8 @@ mod tests {
         };
         let mut g = Generator::new();
         for i in 0..200 {
-            let mut d1 = [0; 3];
-            let mut d2 = [0; 3];
+            let mut d1 = [0; 4];
+            let mut d2 = [0; 4];
             let tr = g.make_trace(&opts, i, &mut d1).unwrap();
             let mut want = trace_records(&opts, &tr).join("\n");
             want.push('\n');
@@ -454,7 +491,7 @@ mod tests {
             ..Options::default()
         };
         let mut g = Generator::new();
-        let tr = g.make_trace(&opts, 0, &mut [0; 3]).unwrap();
+        let tr = g.make_trace(&opts, 0, &mut [0; 4]).unwrap();
         let recs = trace_records(&opts, &tr);
         assert_eq!(
             recs[0],

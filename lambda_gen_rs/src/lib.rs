@@ -4,7 +4,8 @@
 //! * [`term`]: names, the term arena, parsing, canonical printing, redex spans, substitution,
 //!   steps, binder shapes (one submodule each);
 //! * [`rng`]: SplitMix64 and the per-trace streams;
-//! * [`generate`]: the samplers, the attempt loop with its caps, `shard_range`;
+//! * [`generate`]: the `random` sampler, the attempt loop with its caps, `shard_range`;
+//! * [`families`]: the other term families (`--family`) and their samplers;
 //! * [`record`]: the JSON encoding of a trace record;
 //! * [`stats`]: the counts of a piece and, merged, the run summary;
 //! * [`run`]: the parallel, ordered driver;
@@ -13,6 +14,7 @@
 //!   SIGINT/SIGTERM/SIGHUP).
 
 pub mod cli;
+pub mod families;
 pub mod generate;
 pub mod record;
 pub mod rng;

@@ -6,17 +6,20 @@
 //! {"trace_id":"SEED-I","step_k":K,"steps_total":T,"term":"...","target_span":[S,E]}
 //! ```
 //!
+//! The trace id is `SEED-I` for the `random` family and `FAMILY-SEED-I` for the others.
+//!
 //! Terms hold no character that JSON escapes (`[a-z0-9 ().λ]`), so they are written as they are.
 //! [`RecordWriter`] is the fast writer used for the output; [`trace_records`] builds the same
 //! lines as strings, from a [`Trace`] (for tests and tools).
 
+use crate::families::Family;
 use crate::generate::{Options, Trace};
 
 /// Writes the records of one trace. The text before `step_k`'s value and the text between it
 /// and the term are the same on every line of the trace: they are encoded once, here.
 pub struct RecordWriter {
-    /// `{"trace_id":"S-I","step_k":`
-    head: [u8; 96],
+    /// `{"trace_id":"S-I","step_k":` (or `"F-S-I"`)
+    head: [u8; 112],
     head_len: usize,
     /// `,"steps_total":T,"term":"`
     mid: [u8; 40],
@@ -24,12 +27,16 @@ pub struct RecordWriter {
 }
 
 impl RecordWriter {
-    /// The writer for the records of trace `index` of seed `seed`, which has `steps_total`
-    /// steps (`steps_total + 1` records).
-    pub fn new(seed: u64, index: u64, steps_total: u32) -> Self {
-        let mut head = [0u8; 96];
+    /// The writer for the records of trace `index` of seed `seed` of `family`, which has
+    /// `steps_total` steps (`steps_total + 1` records).
+    pub fn new(family: Family, seed: u64, index: u64, steps_total: u32) -> Self {
+        let mut head = [0u8; 112];
         let mut h = 0;
         put(&mut head, &mut h, b"{\"trace_id\":\"");
+        if family != Family::Random {
+            put(&mut head, &mut h, family.name().as_bytes());
+            put(&mut head, &mut h, b"-");
+        }
         put_u64(&mut head, &mut h, seed);
         put(&mut head, &mut h, b"-");
         put_u64(&mut head, &mut h, index);
@@ -79,11 +86,24 @@ pub fn trace_records(opts: &Options, tr: &Trace) -> Vec<String> {
         .enumerate()
         .map(|(k, (term, (s, e)))| {
             format!(
-                "{{\"trace_id\":\"{}-{}\",\"step_k\":{},\"steps_total\":{},\"term\":\"{}\",\"target_span\":[{},{}]}}",
-                opts.seed, tr.index, k, total, term, s, e
+                "{{\"trace_id\":\"{}\",\"step_k\":{},\"steps_total\":{},\"term\":\"{}\",\"target_span\":[{},{}]}}",
+                trace_id(opts, tr.index),
+                k,
+                total,
+                term,
+                s,
+                e
             )
         })
         .collect()
+}
+
+/// `SEED-I` for the `random` family, `FAMILY-SEED-I` for the others.
+pub fn trace_id(opts: &Options, index: u64) -> String {
+    match opts.family {
+        Family::Random => format!("{}-{}", opts.seed, index),
+        f => format!("{}-{}-{}", f.name(), opts.seed, index),
+    }
 }
 
 #[inline(always)]
@@ -141,25 +161,34 @@ mod tests {
 
     #[test]
     fn writer_matches_trace_records() {
-        let opts = Options {
-            seed: u64::MAX,
-            ..Options::default()
-        };
-        let tr = Trace {
-            index: 12345,
-            terms: vec!["(λx.x) y".into(), "y".into()],
-            spans: vec![(0, 8), (0, 0)],
-            renamed: false,
-        };
-        let w = RecordWriter::new(opts.seed, tr.index, 1);
-        let mut out = Vec::new();
-        for (k, (term, &span)) in tr.terms.iter().zip(&tr.spans).enumerate() {
-            w.begin(&mut out, k as u64, term.chars().count() as u32);
-            out.extend_from_slice(term.as_bytes());
-            w.end(&mut out, span);
+        for family in crate::families::FAMILIES {
+            let opts = Options {
+                seed: u64::MAX,
+                family,
+                ..Options::default()
+            };
+            let tr = Trace {
+                index: u64::MAX,
+                terms: vec!["(λx.x) y".into(), "y".into()],
+                spans: vec![(0, 8), (0, 0)],
+                renamed: false,
+            };
+            let w = RecordWriter::new(opts.family, opts.seed, tr.index, 1);
+            let mut out = Vec::new();
+            for (k, (term, &span)) in tr.terms.iter().zip(&tr.spans).enumerate() {
+                w.begin(&mut out, k as u64, term.chars().count() as u32);
+                out.extend_from_slice(term.as_bytes());
+                w.end(&mut out, span);
+            }
+            let mut want = trace_records(&opts, &tr).join("\n");
+            want.push('\n');
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+            let id = trace_id(&opts, tr.index);
+            assert!(want.starts_with(&format!("{{\"trace_id\":\"{id}\",")));
+            match family {
+                Family::Random => assert_eq!(id, format!("{}-{}", u64::MAX, u64::MAX)),
+                f => assert_eq!(id, format!("{}-{}-{}", f.name(), u64::MAX, u64::MAX)),
+            }
         }
-        let mut want = trace_records(&opts, &tr).join("\n");
-        want.push('\n');
-        assert_eq!(String::from_utf8(out).unwrap(), want);
     }
 }

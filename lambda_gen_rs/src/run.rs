@@ -210,6 +210,7 @@ pub fn generate_to<W: Write + Send>(
     }
     s.out.flush().map_err(RunError::Io)?;
     let mut summary = s.summary;
+    summary.family = opts.family;
     summary.elapsed_s = start.elapsed().as_secs_f64();
     Ok(summary)
 }
@@ -257,6 +258,7 @@ mod tests {
             max_steps: 64,
             max_len: 3,
             min_steps: 5,
+            ..Options::default()
         };
         let err = generate_to(&opts, 10..12, 2, io::sink(), &|_| {}).unwrap_err();
         match err {

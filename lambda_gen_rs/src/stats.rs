@@ -1,7 +1,8 @@
 //! Counting what a run produced: drops, the step histogram and the distribution statistics
 //! printed at the end of a run (and written by `--summary-json`).
 
-use crate::generate::{TraceFacts, DROP_REASONS};
+use crate::families::Family;
+use crate::generate::{Drops, TraceFacts, DROP_REASONS};
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -32,10 +33,12 @@ pub type HashOfHashes = HashSet<u64, BuildHasherDefault<IdentityHasher>>;
 /// run, which are its summary ([`Stats::render_text`], [`Stats::to_json`]).
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
+    /// The family of the run (set on the run's totals; not merged).
+    pub family: Family,
     pub traces: u64,
     pub records: u64,
     /// Dropped attempts, indexed like `DROP_REASONS`.
-    pub dropped: [u64; 3],
+    pub dropped: Drops,
     /// `steps_hist[s]`: traces with `steps_total == s`.
     pub steps_hist: Vec<u64>,
     /// Records whose span is not `[0, 0]`.
@@ -80,8 +83,8 @@ impl Stats {
     pub fn merge(&mut self, p: Stats) {
         self.traces += p.traces;
         self.records += p.records;
-        for i in 0..3 {
-            self.dropped[i] += p.dropped[i];
+        for (d, n) in self.dropped.iter_mut().zip(p.dropped) {
+            *d += n;
         }
         if self.steps_hist.len() < p.steps_hist.len() {
             self.steps_hist.resize(p.steps_hist.len(), 0);
@@ -175,6 +178,7 @@ impl Stats {
             .map(|(s, c)| format!("\"{s}\": {c}"))
             .collect();
         let fields = [
+            ("family", format!("\"{}\"", self.family.name())),
             ("traces", self.traces.to_string()),
             ("records", self.records.to_string()),
             ("dropped", format!("{{{}}}", dropped.join(", "))),
@@ -203,7 +207,8 @@ impl Stats {
         let rate = self.records_per_s();
         let _ = writeln!(
             s,
-            "lambda-gen: {} traces, {} records in {:.3} s ({})",
+            "lambda-gen: family {}: {} traces, {} records in {:.3} s ({})",
+            self.family.name(),
             self.traces,
             self.records,
             self.elapsed_s,
@@ -212,8 +217,8 @@ impl Stats {
         let total_dropped: u64 = self.dropped.iter().sum();
         let _ = writeln!(
             s,
-            "  dropped attempts: {} (too_long {}, too_many_steps {}, too_few_steps {})",
-            total_dropped, self.dropped[0], self.dropped[1], self.dropped[2]
+            "  dropped attempts: {} (too_long {}, too_many_steps {}, too_few_steps {}, too_short {})",
+            total_dropped, self.dropped[0], self.dropped[1], self.dropped[2], self.dropped[3]
         );
         let _ = writeln!(s, "  steps per trace:");
         for (label, count) in self.hist_buckets() {
@@ -332,10 +337,11 @@ mod tests {
             "{j}"
         );
         assert!(
-            j.contains("\"dropped\": {\"too_long\": 0, \"too_many_steps\": 0, \"too_few_steps\": 0}"),
+            j.contains("\"dropped\": {\"too_long\": 0, \"too_many_steps\": 0, \"too_few_steps\": 0, \"too_short\": 0}"),
             "{j}"
         );
         assert!(j.contains("\"median_steps\": 4.0,"), "{j}");
+        assert!(j.starts_with("{\n  \"family\": \"random\",\n"), "{j}");
         assert!(summary_with(&[]).to_json().contains("\"median_steps\": null,"));
         assert!(s.render_text().contains("steps per trace"));
     }
@@ -352,14 +358,14 @@ mod tests {
             initial_hash: i as u64 % 7,
         };
         let mut whole = Stats {
-            dropped: [3, 1, 4],
+            dropped: [3, 1, 4, 1],
             ..Stats::default()
         };
         for i in 0..steps.len() {
             whole.add(&facts(i));
         }
         let mut merged = Stats::default();
-        for (lo, hi, dropped) in [(0, 3, [1, 0, 2]), (3, 4, [0, 0, 0]), (4, 10, [2, 1, 2])] {
+        for (lo, hi, dropped) in [(0, 3, [1, 0, 2, 0]), (3, 4, [0, 0, 0, 0]), (4, 10, [2, 1, 2, 1])] {
             let mut piece = Stats {
                 dropped,
                 ..Stats::default()
