@@ -484,6 +484,45 @@ mod tests {
     }
 
     #[test]
+    fn every_family_keeps_most_attempts_at_default_caps() {
+        let mut g = Generator::new();
+        for family in crate::families::FAMILIES {
+            let opts = Options {
+                seed: 2,
+                family,
+                ..Options::default()
+            };
+            let mut drops = [0; 4];
+            let n = 500;
+            for i in 0..n {
+                let tr = g.make_trace(&opts, i, &mut drops).unwrap();
+                assert!(tr.terms.len() >= 2, "{family:?}");
+            }
+            let dropped: u64 = drops.iter().sum();
+            assert!(dropped * 100 < 60 * (dropped + n), "{family:?}: {drops:?}");
+            assert_eq!(drops[TOO_SHORT], 0);
+        }
+    }
+
+    #[test]
+    fn min_len_drops_short_attempts() {
+        let opts = Options {
+            seed: 4,
+            min_len: 120,
+            family: Family::Pairs,
+            ..Options::default()
+        };
+        let mut g = Generator::new();
+        let mut drops = [0; 4];
+        for i in 0..100 {
+            let tr = g.make_trace(&opts, i, &mut drops).unwrap();
+            assert!(tr.terms.iter().any(|t| t.chars().count() > 120));
+            assert!(tr.terms.iter().all(|t| t.chars().count() <= 192));
+        }
+        assert!(drops[TOO_SHORT] > 0, "{drops:?}");
+    }
+
+    #[test]
     fn first_trace_of_seed_1() {
         // from lambdascope.generate (Python reference), seed 1, trace 0
         let opts = Options {

@@ -162,6 +162,8 @@ fn summary_on_stderr_and_json() {
         "too_long",
         "too_many_steps",
         "too_few_steps",
+        "too_short",
+        "family random",
         "median steps",
         ">= 8 steps",
         "distinct initial terms",
@@ -176,7 +178,8 @@ fn summary_on_stderr_and_json() {
     let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&js).unwrap()).unwrap();
     assert_eq!(v["traces"], 300);
     assert_eq!(v["records"], records);
-    for key in ["too_long", "too_many_steps", "too_few_steps"] {
+    assert_eq!(v["family"], "random");
+    for key in ["too_long", "too_many_steps", "too_few_steps", "too_short"] {
         assert!(v["dropped"][key].is_u64(), "{key}");
     }
     let hist_total: u64 = v["steps_histogram"]
@@ -229,6 +232,11 @@ fn bad_arguments_exit_2_with_one_line_and_leave_nothing() {
         &["OUT", "10", "2", "--bogus"],
         &["OUT", "10", "2", "--seed", "-1"],
         &["OUT", "10", "2", "--min-steps", "9", "--max-steps", "8"],
+        &["OUT", "10", "2", "--family", "nope"],
+        &["OUT", "10", "2", "--family", ""],
+        &["OUT", "10", "2", "--min-len", "192"],
+        &["OUT", "10", "2", "--min-len", "50", "--max-len", "40"],
+        &["OUT", "10", "2", "--min-len", "-1"],
         &["OUT", "10"],
         &["OUT", "10", "2", "extra"],
         &["MISSING_DIR", "10", "2"],
@@ -317,6 +325,15 @@ fn help_explains_every_argument() {
         "--shard",
         "--summary-json",
         "--quiet",
+        "--family",
+        "--min-len",
+        "too_short",
+        "FAMILY-SEED-I",
+        "random:",
+        "church:",
+        "bool:",
+        "pairs:",
+        "combinators:",
         "target_span",
         "code points",
         "Exit codes",
@@ -374,4 +391,149 @@ fn interrupted_run_leaves_no_temp_file() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(128 + 15));
     assert!(dir_entries(dir.path()).is_empty(), "{:?}", dir_entries(dir.path()));
+}
+
+const FAMILIES: [&str; 5] = ["random", "church", "bool", "pairs", "combinators"];
+
+#[test]
+fn unknown_family_is_a_usage_error_that_lists_the_families() {
+    let dir = TempDir::new().unwrap();
+    let out = lambda_gen()
+        .arg("generate")
+        .arg(dir.path().join("o.jsonl"))
+        .args(["10", "1", "--family", "lambda"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.starts_with("error: ") && stderr.matches('\n').count() == 1, "{stderr:?}");
+    assert!(stderr.contains("'lambda'") && stderr.contains("--family"), "{stderr}");
+    for f in FAMILIES {
+        assert!(stderr.contains(f), "{f} not listed: {stderr}");
+    }
+    assert!(dir_entries(dir.path()).is_empty());
+}
+
+/// `"trace_id":"..."` of a record line.
+fn trace_id_of(line: &str) -> &str {
+    line.split('"').nth(3).unwrap()
+}
+
+/// Check a trace file with the crate's own term code: every term is canonical, its span is the
+/// normal-order redex, each term is the step of the one before, the steps are contiguous and
+/// the last one is in normal form (the rules of `lambdascope check`, minus α-equivalence: the
+/// generator's next term is the step itself). Returns (traces, longest term of each trace).
+fn validate(text: &str, id_prefix: &str) -> (u64, Vec<u32>) {
+    use lambda_gen_rs::term::{is_canonical, Arena};
+    let mut traces = 0;
+    let mut longest = Vec::new();
+    let mut prev: Option<(String, String, u64, u64)> = None; // id, term, step_k, steps_total
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = v["trace_id"].as_str().unwrap().to_string();
+        assert!(id.starts_with(id_prefix), "{line}");
+        let k = v["step_k"].as_u64().unwrap();
+        let total = v["steps_total"].as_u64().unwrap();
+        let term = v["term"].as_str().unwrap().to_string();
+        let span = (v["target_span"][0].as_u64().unwrap() as u32, v["target_span"][1].as_u64().unwrap() as u32);
+        assert!(is_canonical(&term), "{line}");
+        let mut a = Arena::new();
+        let t = a.parse(&term).unwrap();
+        assert_eq!(a.redex_span(t), span, "{line}");
+        assert_eq!(span == (0, 0), k == total, "{line}");
+        let len = term.chars().count() as u32;
+        match &prev {
+            Some((pid, pterm, pk, ptotal)) if *pk < *ptotal => {
+                assert_eq!((pid, *pk + 1, *ptotal), (&id, k, total), "{line}");
+                let mut b = Arena::new();
+                let p = b.parse(pterm).unwrap();
+                let next = b.step(p, &mut 0).unwrap();
+                assert_eq!(b.print(next), term, "{line}");
+                let l = longest.last_mut().unwrap();
+                *l = len.max(*l);
+            }
+            _ => {
+                assert_eq!(k, 0, "{line}");
+                if let Some((pid, ..)) = &prev {
+                    assert_ne!(pid, &id, "{line}");
+                }
+                traces += 1;
+                longest.push(len);
+            }
+        }
+        prev = Some((id, term, k, total));
+    }
+    let (_, _, k, total) = prev.unwrap();
+    assert_eq!(k, total);
+    (traces, longest)
+}
+
+#[test]
+fn every_family_writes_valid_traces_with_its_trace_ids() {
+    let dir = TempDir::new().unwrap();
+    for f in FAMILIES {
+        let bytes = generate_file(dir.path(), &format!("{f}.jsonl"), &["300", "2", "--seed", "3", "--family", f]);
+        let text = String::from_utf8(bytes).unwrap();
+        let prefix = if f == "random" { "3-".to_string() } else { format!("{f}-3-") };
+        let (traces, _) = validate(&text, &prefix);
+        assert_eq!(traces, 300, "{f}");
+        assert_eq!(trace_id_of(text.lines().next().unwrap()), format!("{prefix}0"));
+        assert_eq!(trace_id_of(text.lines().last().unwrap()), format!("{prefix}299"));
+    }
+    // the default family is random: the same bytes as without --family
+    let plain = generate_file(dir.path(), "plain.jsonl", &["300", "2", "--seed", "3"]);
+    assert!(plain == fs::read(dir.path().join("random.jsonl")).unwrap());
+}
+
+#[test]
+fn families_do_not_depend_on_threads_and_shards_concatenate() {
+    let dir = TempDir::new().unwrap();
+    for f in ["church", "combinators"] {
+        let one = generate_file(dir.path(), "one.jsonl", &["400", "1", "--seed", "8", "--family", f]);
+        let three = generate_file(dir.path(), "three.jsonl", &["400", "3", "--seed", "8", "--family", f]);
+        assert!(one == three, "{f}");
+        let mut cat = Vec::new();
+        for i in 1..=3 {
+            let shard = format!("{i}/3");
+            cat.extend(generate_file(dir.path(), "s.jsonl", &["400", "2", "--seed", "8", "--family", f, "--shard", &shard]));
+        }
+        assert!(cat == one, "{f}");
+    }
+}
+
+#[test]
+fn min_len_drops_are_counted_as_too_short() {
+    let dir = TempDir::new().unwrap();
+    for f in ["random", "bool"] {
+        let out = dir.path().join(format!("{f}.jsonl"));
+        let js = dir.path().join(format!("{f}.json"));
+        lambda_gen()
+            .arg("generate")
+            .arg(&out)
+            .args(["200", "2", "--seed", "6", "--family", f, "--min-len", "90", "--quiet", "--summary-json"])
+            .arg(&js)
+            .assert()
+            .success();
+        let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&js).unwrap()).unwrap();
+        assert_eq!(v["family"], f);
+        assert_eq!(v["traces"], 200);
+        assert!(v["dropped"]["too_short"].as_u64().unwrap() > 0, "{f}: {v}");
+        let (traces, longest) = validate(&fs::read_to_string(&out).unwrap(), "");
+        assert_eq!(traces, 200);
+        assert!(longest.iter().all(|&l| l > 90), "{f}");
+        // without --min-len nothing is too_short, and some trace has only short terms
+        lambda_gen()
+            .arg("generate")
+            .arg(&out)
+            .args(["200", "2", "--seed", "6", "--family", f, "--quiet", "--summary-json"])
+            .arg(&js)
+            .assert()
+            .success();
+        let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&js).unwrap()).unwrap();
+        assert_eq!(v["dropped"]["too_short"], 0);
+        let (_, longest) = validate(&fs::read_to_string(&out).unwrap(), "");
+        assert!(longest.iter().any(|&l| l <= 90), "{f}");
+    }
 }
