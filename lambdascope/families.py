@@ -44,7 +44,8 @@ MULT_TEXT = "λm.λn.λf.m (n f)"
 EXP_TEXT = "λm.λn.n m"
 ISZERO_TEXT = "λn.n (λu.λx.λy.y) (λx.λy.x)"
 # the operators in the order of the draw below(6); exp's operands are numerals (base 1..3,
-# exponent 0..2) so that its value stays at most 9
+# exponent 1..2) so that its value stays at most 9; not exponent 0: ``exp m 0`` is ``0 m``,
+# whose normal form ``λx.x`` is only η-equal to the numeral 1
 CHURCH_OPS = ("succ", "pred", "plus", "sub", "mult", "exp")
 CHURCH_ARITY = {"succ": 1, "pred": 1, "plus": 2, "sub": 2, "mult": 2, "exp": 2}
 
@@ -134,7 +135,7 @@ def sample_church_number(rng: SplitMix64, depth: int) -> Term:
     op = CHURCH_OPS[rng.below(len(CHURCH_OPS))]
     if op == "exp":
         base = church_numeral(1 + rng.below(3))
-        return apps(CHURCH["exp"], base, church_numeral(rng.below(3)))
+        return apps(CHURCH["exp"], base, church_numeral(1 + rng.below(2)))
     if CHURCH_ARITY[op] == 1:
         return App(CHURCH[op], sample_church_number(rng, depth + 1))
     left = sample_church_number(rng, depth + 1)

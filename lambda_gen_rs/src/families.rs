@@ -196,7 +196,8 @@ impl FamilyTerms {
             5 => {
                 let base = 1 + rng.below(3);
                 let base = self.numeral(a, base);
-                let exponent = rng.below(3);
+                // not 0: `exp m 0` is `0 m`, whose normal form λx.x is only η-equal to 1
+                let exponent = 1 + rng.below(2);
                 let exponent = self.numeral(a, exponent);
                 a.apps(&[self.exp, base, exponent])
             }
