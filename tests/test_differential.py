@@ -5,6 +5,7 @@ import subprocess
 import pytest
 
 from lambdascope.commands.common import find_generator
+from lambdascope.families import FAMILY_NAMES
 from lambdascope.generate import Options, generate, trace_records
 
 EXE = find_generator()
@@ -42,3 +43,27 @@ def test_shards_concatenated_equal_the_single_run(tmp_path, n):
     whole = rust("700", "2", "--seed", "9")
     parts = b"".join(rust("700", "2", "--seed", "9", "--shard", f"{i}/{n}") for i in range(1, n + 1))
     assert parts == whole
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+@pytest.mark.parametrize("seed", [0, 3, 2**64 - 1])
+def test_same_bytes_for_every_family(family, seed):
+    assert rust("600", "2", "--seed", str(seed), "--family", family) == python(600, seed, family=family)
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_same_bytes_for_every_family_with_caps_and_min_len(family):
+    caps = ["--max-steps", "20", "--max-len", "120", "--min-steps", "2", "--min-len", "60"]
+    assert rust("400", "2", "--seed", "13", "--family", family, *caps) == python(
+        400, 13, family=family, max_steps=20, max_len=120, min_steps=2, min_len=60)
+
+
+@pytest.mark.parametrize("family", ["random", "church"])
+def test_same_bytes_with_min_len_alone(family):
+    assert rust("500", "2", "--seed", "21", "--family", family, "--min-len", "100") == python(
+        500, 21, family=family, min_len=100)
+
+
+def test_same_bytes_for_a_shard_of_a_family():
+    assert rust("900", "2", "--seed", "5", "--family", "pairs", "--shard", "2/3") == python(
+        900, 5, shard=(2, 3), family="pairs")
