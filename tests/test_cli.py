@@ -52,3 +52,25 @@ def test_generate_bad_shard(tmp_path, shard):
         assert r.returncode == 2, (extra, r.stderr)
         assert "shard" in r.stderr
         assert not out.exists()
+
+
+def test_generate_passes_family_and_min_len_to_lambda_gen_and_the_reference(tmp_path):
+    rust, ref = tmp_path / "rust.jsonl", tmp_path / "ref.jsonl"
+    args = ["200", "--seed", "4", "--family", "bool", "--min-len", "50"]
+    r = lambdascope("generate", str(rust), *args, "--threads", "2")
+    assert r.returncode == 0, r.stderr
+    assert "family bool" in r.stderr and "too_short" in r.stderr
+    r = lambdascope("generate", "--reference", str(ref), *args)
+    assert r.returncode == 0, r.stderr
+    assert rust.read_bytes() == ref.read_bytes()
+    assert rust.read_text(encoding="utf-8").startswith('{"trace_id":"bool-4-0",')
+    assert "family bool" in r.stderr and "too_short" in r.stderr
+
+
+def test_generate_unknown_family_is_a_usage_error(tmp_path):
+    out = tmp_path / "f.jsonl"
+    for extra in ([], ["--reference"]):
+        r = lambdascope("generate", *extra, str(out), "10", "--family", "lambda")
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "church" in r.stderr and "combinators" in r.stderr
+        assert not out.exists()
