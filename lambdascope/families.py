@@ -34,7 +34,7 @@ HEAD_PERCENT = 25  # share of first terms put under a head variable (the redex n
 
 # --- church -----------------------------------------------------------------------------------
 CHURCH_DEPTH = 2  # operators nest at most this deep (numerals below)
-CHURCH_LEAF_PERCENT = 40  # below the top, the chance of a numeral instead of an operator
+CHURCH_LEAF_PERCENT = 30  # below the top, the chance of a numeral instead of an operator
 CHURCH_MAX_NUMERAL = 3  # leaves are the numerals 0..3
 SUCC_TEXT = "λn.λf.λx.f (n f x)"
 PRED_TEXT = "λn.λf.λx.n (λg.λh.h (g f)) (λu.x) (λu.u)"
@@ -63,9 +63,9 @@ BOOL_ARITY = {"not": 1, "and": 2, "or": 2, "if": 3}
 BOOL_APPLIED_PERCENT = 60  # share of circuits applied to two free variables
 
 # --- pairs ------------------------------------------------------------------------------------
-PAIR_DEPTH = 3
+PAIR_DEPTH = 4
 SWAP_PERCENT = 30  # chance that a pair-valued term is swap of another
-VAR_PERCENT = 50  # chance that a component is a free variable (always, at PAIR_DEPTH)
+VAR_PERCENT = 40  # chance that a component is a free variable (always, at PAIR_DEPTH)
 PAIR_APPLIED_PERCENT = 30  # share of first terms applied to one more free variable
 PAIR_TEXT = "λx.λy.λs.s x y"
 FST_TEXT = "λp.p (λx.λy.x)"

@@ -50,7 +50,7 @@ impl Family {
 pub const HEAD_PERCENT: u64 = 25;
 
 pub const CHURCH_DEPTH: u32 = 2;
-pub const CHURCH_LEAF_PERCENT: u64 = 40;
+pub const CHURCH_LEAF_PERCENT: u64 = 30;
 pub const CHURCH_MAX_NUMERAL: u64 = 3;
 pub const SUCC_TEXT: &str = "λn.λf.λx.f (n f x)";
 pub const PRED_TEXT: &str = "λn.λf.λx.n (λg.λh.h (g f)) (λu.x) (λu.u)";
@@ -70,9 +70,9 @@ pub const AND_TEXT: &str = "λp.λq.p q p";
 pub const OR_TEXT: &str = "λp.λq.p p q";
 pub const IF_TEXT: &str = "λp.λs.λt.p s t";
 
-pub const PAIR_DEPTH: u32 = 3;
+pub const PAIR_DEPTH: u32 = 4;
 pub const SWAP_PERCENT: u64 = 30;
-pub const VAR_PERCENT: u64 = 50;
+pub const VAR_PERCENT: u64 = 40;
 pub const PAIR_APPLIED_PERCENT: u64 = 30;
 pub const PAIR_TEXT: &str = "λx.λy.λs.s x y";
 pub const FST_TEXT: &str = "λp.p (λx.λy.x)";
