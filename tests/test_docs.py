@@ -196,6 +196,35 @@ def test_example_traces_are_valid_complete_and_what_the_generator_writes(tmp_pat
         assert trace_records(opts, make_trace(opts, index, {})) == lines
 
 
+def test_family_terms_are_the_families_own():
+    from lambdascope import families
+
+    tables = {"church": families.CHURCH, "bool": families.BOOL, "pairs": families.PAIRS,
+              "combinators": families.COMBINATORS}
+    rows = table("family-terms", 20)
+    assert {(f, n) for f, n, _ in rows} == {(f, n) for f, terms_ in tables.items() for n in terms_}
+    for family, name, text in rows:
+        assert terms.print_term(tables[family][name]) == text, (family, name)
+    # the Rust generator parses the same texts
+    rust = (ROOT / "lambda_gen_rs" / "src" / "families.rs").read_text(encoding="utf-8")
+    for _, _, text in rows:
+        assert f'"{text}"' in rust, text
+
+
+def test_family_examples_are_what_the_generator_writes():
+    rows = table("family-examples", 4)
+    families_shown = set()
+    for tid, first, steps, normal_form in rows:
+        family, seed, index = tid.rsplit("-", 2)
+        opts = Options(seed=int(seed), family=family)
+        tr = make_trace(opts, int(index), {})
+        rec = trace_records(opts, tr)[0]
+        assert rec.startswith(f'{{"trace_id":"{tid}",'), rec
+        assert (tr.terms[0], len(tr.terms) - 1, tr.terms[-1]) == (first, int(steps), normal_form), tid
+        families_shown.add(family)
+    assert families_shown == {"church", "bool", "pairs", "combinators"}
+
+
 # ---------------------------------------------------------------------------------------------
 # (d) printing, spans, offsets, IoU, identities
 
