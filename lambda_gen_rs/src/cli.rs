@@ -317,7 +317,9 @@ fn generate(args: GenerateArgs) -> Result<(), CliError> {
         pb.finish_and_clear();
     }
     let summary = result.map_err(|e| match e {
-        RunError::Generation(g) => CliError::failure(format!("{g}: loosen --max-len, --max-steps, --min-steps or --min-len")),
+        RunError::Generation(g) => {
+            CliError::failure(format!("{g}: loosen --max-len, --max-steps, --min-steps or --min-len"))
+        }
         other => CliError::failure(other.to_string()),
     })?;
 

@@ -26,7 +26,13 @@ pub enum Family {
 }
 
 /// Every family, in the order of `--help` (and of `FAMILIES` in families.py).
-pub const FAMILIES: [Family; 5] = [Family::Random, Family::Church, Family::Bool, Family::Pairs, Family::Combinators];
+pub const FAMILIES: [Family; 5] = [
+    Family::Random,
+    Family::Church,
+    Family::Bool,
+    Family::Pairs,
+    Family::Combinators,
+];
 
 impl Family {
     /// The name on the command line and in trace ids.

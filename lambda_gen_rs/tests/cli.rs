@@ -408,7 +408,10 @@ fn unknown_family_is_a_usage_error_that_lists_the_families() {
         .get_output()
         .clone();
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.starts_with("error: ") && stderr.matches('\n').count() == 1, "{stderr:?}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.matches('\n').count() == 1,
+        "{stderr:?}"
+    );
     assert!(stderr.contains("'lambda'") && stderr.contains("--family"), "{stderr}");
     for f in FAMILIES {
         assert!(stderr.contains(f), "{f} not listed: {stderr}");
@@ -437,7 +440,10 @@ fn validate(text: &str, id_prefix: &str) -> (u64, Vec<u32>) {
         let k = v["step_k"].as_u64().unwrap();
         let total = v["steps_total"].as_u64().unwrap();
         let term = v["term"].as_str().unwrap().to_string();
-        let span = (v["target_span"][0].as_u64().unwrap() as u32, v["target_span"][1].as_u64().unwrap() as u32);
+        let span = (
+            v["target_span"][0].as_u64().unwrap() as u32,
+            v["target_span"][1].as_u64().unwrap() as u32,
+        );
         assert!(is_canonical(&term), "{line}");
         let mut a = Arena::new();
         let t = a.parse(&term).unwrap();
@@ -474,9 +480,17 @@ fn validate(text: &str, id_prefix: &str) -> (u64, Vec<u32>) {
 fn every_family_writes_valid_traces_with_its_trace_ids() {
     let dir = TempDir::new().unwrap();
     for f in FAMILIES {
-        let bytes = generate_file(dir.path(), &format!("{f}.jsonl"), &["300", "2", "--seed", "3", "--family", f]);
+        let bytes = generate_file(
+            dir.path(),
+            &format!("{f}.jsonl"),
+            &["300", "2", "--seed", "3", "--family", f],
+        );
         let text = String::from_utf8(bytes).unwrap();
-        let prefix = if f == "random" { "3-".to_string() } else { format!("{f}-3-") };
+        let prefix = if f == "random" {
+            "3-".to_string()
+        } else {
+            format!("{f}-3-")
+        };
         let (traces, _) = validate(&text, &prefix);
         assert_eq!(traces, 300, "{f}");
         assert_eq!(trace_id_of(text.lines().next().unwrap()), format!("{prefix}0"));
@@ -497,7 +511,11 @@ fn families_do_not_depend_on_threads_and_shards_concatenate() {
         let mut cat = Vec::new();
         for i in 1..=3 {
             let shard = format!("{i}/3");
-            cat.extend(generate_file(dir.path(), "s.jsonl", &["400", "2", "--seed", "8", "--family", f, "--shard", &shard]));
+            cat.extend(generate_file(
+                dir.path(),
+                "s.jsonl",
+                &["400", "2", "--seed", "8", "--family", f, "--shard", &shard],
+            ));
         }
         assert!(cat == one, "{f}");
     }
@@ -512,7 +530,18 @@ fn min_len_drops_are_counted_as_too_short() {
         lambda_gen()
             .arg("generate")
             .arg(&out)
-            .args(["200", "2", "--seed", "6", "--family", f, "--min-len", "90", "--quiet", "--summary-json"])
+            .args([
+                "200",
+                "2",
+                "--seed",
+                "6",
+                "--family",
+                f,
+                "--min-len",
+                "90",
+                "--quiet",
+                "--summary-json",
+            ])
             .arg(&js)
             .assert()
             .success();
