@@ -22,7 +22,7 @@ FREE_NAMES = ("a", "b", "c", "x", "y")  # the same as generate.FREE_NAMES
 # (name, one-line description), in the order of ``lambda-gen --help``
 FAMILIES = (
     ("random", "random terms, some built around Church arithmetic (the default)"),
-    ("church", "Church numerals under succ/pred/plus/sub/mult/exp, iszero; sometimes applied to two free variables"),
+    ("church", "Church numerals under succ/pred/plus/sub/mult/exp and iszero, sometimes applied to two free variables"),
     ("bool", "circuits of Church booleans with not/and/or/if, sometimes applied to two free variables"),
     ("pairs", "pair/fst/snd/swap compositions over free variables"),
     ("combinators", "application trees of S K I B C W (and free variables) applied to free variables"),

@@ -15,7 +15,7 @@ pub enum Family {
     /// random terms, some built around Church arithmetic (the default)
     #[default]
     Random,
-    /// Church numerals under succ/pred/plus/sub/mult/exp, iszero; sometimes applied to two free variables
+    /// Church numerals under succ/pred/plus/sub/mult/exp and iszero, sometimes applied to two free variables
     Church,
     /// circuits of Church booleans with not/and/or/if, sometimes applied to two free variables
     Bool,
