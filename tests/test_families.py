@@ -370,3 +370,13 @@ def test_combinator_traces_agree_with_combinatory_reduction():
             checked += 1
     assert used == set(fam.COMBINATORS)
     assert checked > 0.25 * len(traces), checked
+
+
+def test_lambda_gen_help_lists_the_same_families_and_descriptions():
+    exe = find_generator()
+    assert exe is not None, "lambda-gen is not built: run `make build`"
+    help_text = subprocess.run([str(exe), "generate", "--help"], capture_output=True, text=True,
+                               check=True).stdout
+    flat = " ".join(help_text.split())
+    for name, text in fam.FAMILIES:
+        assert f"- {name}: {text}" in flat, name
