@@ -167,11 +167,6 @@ def _moves(t: Term) -> Iterator[tuple[Term, str, str]]:
     fresh = fresh_free_name(t)
     for ((s, e), path, node), scope in zip(subterms(t), _scopes(t)):
         where = f"[{s}, {e})"
-        for name in sorted(free | {fresh} | scope):
-            if isinstance(node, Var) and node.name == name:
-                continue
-            what = "bound" if name in scope else "free"
-            yield _replace(t, path, Var(name)), f"replace {where} by the {what} variable {name}", "variable"
         if isinstance(node, Lam):
             yield _replace(t, path, node.body), f"replace {where} by its body", "child"
             if isinstance(node.body, Lam):
@@ -181,6 +176,11 @@ def _moves(t: Term) -> Iterator[tuple[Term, str, str]]:
         elif isinstance(node, App):
             yield _replace(t, path, node.arg), f"replace {where} by its argument", "child"
             yield _replace(t, path, node.fn), f"drop the argument of {where}", "drop"
+        for name in sorted(free | {fresh} | scope):
+            if isinstance(node, Var) and node.name == name:
+                continue
+            what = "bound" if name in scope else "free"
+            yield _replace(t, path, Var(name)), f"replace {where} by the {what} variable {name}", "variable"
 
 
 def candidates(t: Term | str) -> list[Candidate]:
