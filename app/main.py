@@ -33,6 +33,7 @@ from .models import ModelPool
 from .rendering import Renderer
 from .query_limit import limit_queries, is_query_timeout
 from .routes import router
+from .shrinking import router as shrink_router
 from .security import SecurityMiddleware
 from .settings import MAX_QUERY_TIMEOUT, MAX_THREADS, Settings
 
@@ -117,6 +118,7 @@ def create_app(settings: Settings, *, model_loader: ModelLoader | None = None) -
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.include_router(router)
     app.include_router(beliefs_router)
+    app.include_router(shrink_router)
 
     def error(request: Request, status: int, message: str, headers=None) -> Response:
         if request.url.path.endswith((".json", ".jsonl", ".csv")):

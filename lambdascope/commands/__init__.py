@@ -16,7 +16,7 @@ from app.settings import SettingsError
 from lambdascope.numbers import NumberError
 from lambdascope.traces import TraceFileError
 
-from . import dashboard, data, demo, exchange, training
+from . import dashboard, data, demo, exchange, shrink, training
 from .common import EXIT_USAGE, Parser, UsageError
 
 
@@ -30,6 +30,7 @@ def build_parser() -> Parser:
     exchange.register(sub)  # import, export
     dashboard.register(sub)  # serve, labels
     demo.register(sub)  # demo
+    shrink.register(sub)  # shrink
     return p
 
 
