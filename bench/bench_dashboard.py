@@ -1,11 +1,18 @@
-"""Dashboard latency under load: a store of 10 checkpoints x ~100,000 examples (1,000,000
-predictions), a trainer-like writer inserting evaluations and metric points meanwhile, and 8
-concurrent clients. Prints p50/p95/max latency per page type and the error count; asserts
-nothing.
+"""Dashboard cost and latency: a store of 10 checkpoints x ~100,000 examples (1,000,000
+predictions) and 8 concurrent clients, in three phases, each on its own server:
 
-    .venv/bin/python bench/bench_dashboard.py                 # build the store once, then run 60 s
+1. the floor: a bare Starlette endpoint on the same server stack (bench/floor_app.py);
+2. each of 11 page kinds alone (runs, run with its curves, checkpoint, examples filtered / by
+   error kind / searched / 500 pages deep, trace, compare, compare filtered, labels), writer off:
+   the server's CPU per request, and its ratio to the floor's (comparable across machines);
+3. all kinds together with a trainer-like writer inserting evaluations and metric points:
+   p50/p95/max latency per kind and the errors.
+
+Asserts nothing; prints whether every kind is within 2.5 ms of CPU per request and p95 < 50 ms.
+
+    .venv/bin/python bench/bench_dashboard.py                 # build the store once, then run
     .venv/bin/python bench/bench_dashboard.py --rebuild       # build it again
-    .venv/bin/python bench/bench_dashboard.py --seconds 30 --clients 8
+    .venv/bin/python bench/bench_dashboard.py --seconds 30 --phase-seconds 8 --clients 8
 
 The store is built through ``store.ensure_eval_set`` and ``store.write_evaluation`` (what the
 trainer calls), from reference-generator traces and synthetic predictions. The server runs as
@@ -25,12 +32,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
+from app.settings import DEFAULT_THREADS  # noqa: E402
 from lambdascope.store import (DataProblem, Label, MetricPoint, Run, ensure_eval_set,  # noqa: E402
                                open_store, write_evaluation)
 from tests.app_store import make_traces, prediction, rollout_of, wrong_span  # noqa: E402
@@ -178,29 +187,47 @@ def writer(url: str, stop_at: float, eval_every: float, out: mp.Queue) -> None:
 
 
 def request_path(rng: random.Random, plan: dict, kind: str) -> str:
+    """One address of page kind ``kind``, drawn at random over the benchmark's checkpoints."""
     cks, cursors, traces = plan["checkpoints"], plan["cursors"], plan["traces"]
     i = rng.randrange(len(cks))
     ck = cks[i]
+    j = i + 1 if i + 1 < len(cks) else i - 1  # compare: a checkpoint with its neighbour
+    a, b = cks[min(i, j)], cks[max(i, j)]
+    if kind == "floor":
+        return "/"
     if kind == "runs":
         return "/"
+    if kind == "run":  # its curves: 8 metrics x 5,000 points, the checkpoints' error kinds
+        return f"/runs/{plan['run']}"
     if kind == "checkpoint":
         return f"/checkpoints/{ck}"
     if kind == "examples p1":
         return rng.choice([f"/examples?ck={ck}&correct=wrong&sort=iou",
                            f"/examples?ck={ck}&nf=0&len_min=40&labelled=0&sort=-conf"])
+    if kind == "examples kind":
+        return rng.choice([f"/examples?ck={ck}&kind=not_redex&sort=-len",
+                           f"/examples?ck={ck}&kind=false_nf&kind=missed_nf"])
+    if kind == "examples search":
+        return f"/examples?ck={ck}&q={rng.choice(plan['searches'])}"
     if kind == "examples p500":
         return f"/examples?ck={ck}&nf=0&sort=iou&after={cursors[ck]}"
     if kind == "trace":
         return f"/traces/{rng.choice(traces)}?ck={ck}"
-    j = i + 1 if i + 1 < len(cks) else i - 1  # compare: a checkpoint with its neighbour
-    return f"/compare?a={cks[min(i, j)]}&b={cks[max(i, j)]}"
+    if kind == "compare":
+        return f"/compare?a={a}&b={b}"
+    if kind == "compare kind":
+        return rng.choice([f"/compare?a={a}&b={b}&kind=fixed", f"/compare?a={a}&b={b}&kind=broken&order=-change"])
+    if kind == "labels":
+        return "/labels"
+    raise ValueError(kind)
 
 
-KINDS = ["runs", "checkpoint", "examples p1", "examples p500", "trace", "compare"]
+KINDS = ["runs", "run", "checkpoint", "examples p1", "examples kind", "examples search", "examples p500",
+         "trace", "compare", "compare kind", "labels"]
 
 
-def clients(port: int, n: int, plan: dict, start_at: float, warm_until: float, stop_at: float,
-            out: mp.Queue) -> None:
+def clients(port: int, n: int, plan: dict, kinds: list[str], start_at: float, warm_until: float,
+            stop_at: float, out: mp.Queue) -> None:
     """``n`` concurrent clients, each requesting page after page with no pause, on one
     keep-alive connection each: asyncio and raw HTTP/1.1 in one process, so that the clients
     take little of the CPU the server needs."""
@@ -213,7 +240,7 @@ def clients(port: int, n: int, plan: dict, start_at: float, warm_until: float, s
         while time.time() < start_at:
             await asyncio.sleep(0.01)
         while time.time() < stop_at:
-            kind = rng.choice(KINDS)
+            kind = rng.choice(kinds)
             path = request_path(rng, plan, kind)
             t0 = time.perf_counter()
             try:
@@ -301,11 +328,14 @@ def plan_for(url: str) -> dict:
             cursors[ck] = f"{iou!r},{eid}"
         traces = [r[0] for r in s.execute(text(
             "SELECT trace_identity FROM examples WHERE step_k = 0 ORDER BY id LIMIT 2000"))]
+        run = s.execute(text("SELECT id FROM runs WHERE name = 'bench-run'")).scalar_one()
         n_pred = s.execute(text("SELECT count(*) FROM predictions")).scalar_one()
         n_ex = s.execute(text("SELECT count(*) FROM examples")).scalar_one()
     engine.dispose()
+    # substrings a person searches for: common (a numeral's body) to rare (a free variable's use)
+    searches = [quote("λf.λx.f"), quote("(λx.x x)"), quote("a b"), quote("λz.λg")]
     return {"checkpoints": cks, "cursors": cursors, "traces": traces, "predictions": n_pred,
-            "examples": n_ex}
+            "examples": n_ex, "run": run, "searches": searches}
 
 
 def main() -> int:
@@ -315,7 +345,9 @@ def main() -> int:
     ap.add_argument("--examples", type=int, default=100_000)
     ap.add_argument("--checkpoints", type=int, default=10)
     ap.add_argument("--clients", type=int, default=8)
-    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--seconds", type=float, default=60, help="seconds of the mixed phase (all kinds, writer on)")
+    ap.add_argument("--phase-seconds", type=float, default=8,
+                    help="seconds of each page kind alone, and of the floor (0: skip the kinds alone)")
     ap.add_argument("--warmup", type=float, default=10, help="seconds not counted at the start")
     ap.add_argument("--eval-every", type=float, default=15, help="seconds between the writer's evaluations")
     ap.add_argument("--no-writer", action="store_true")
@@ -337,88 +369,145 @@ def main() -> int:
     log(f"store: {plan['examples']:,} examples, {plan['predictions']:,} predictions, "
         f"{len(plan['checkpoints'])} benchmark checkpoints")
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "lambdascope"), "serve", "--db", url,
-                               "--port", str(port), "--log-level", "warning",
-                               "--workers", str(args.workers)]
-                              + (["--threads", str(args.threads)] if args.threads else []),
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
+    floor = measure_floor(args, plan)
+    isolated = {}
+    if args.phase_seconds > 0:
+        with Server(url, args) as server:
+            for kind in KINDS:  # each kind alone, no writer: its own server CPU per request
+                isolated[kind] = load(server, args, plan, [kind], args.phase_seconds, writer_on=False)
+                log(f"{kind}: {isolated[kind]['cpu_ms']:.2f} ms of server CPU per request")
+    with Server(url, args) as server:  # all kinds at once, the writer on: latency
+        mixed = load(server, args, plan, KINDS, args.seconds, writer_on=not args.no_writer)
+    report(args, plan, floor, isolated, mixed)
+    return 0
+
+
+def q(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
+
+
+class Server:
+    """``lambdascope serve`` over the store (or the floor app), started and stopped."""
+
+    def __init__(self, url: str | None, args, floor: bool = False):
+        self.port = free_port()
+        threads = args.threads or DEFAULT_THREADS
+        if floor:
+            cmd = [sys.executable, str(ROOT / "bench" / "floor_app.py"), str(self.port), str(threads)]
+        else:
+            cmd = ([str(ROOT / ".venv" / "bin" / "lambdascope"), "serve", "--db", url, "--port", str(self.port),
+                    "--log-level", "warning", "--workers", str(args.workers), "--threads", str(threads)])
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.log: list[str] = []
+
+    def __enter__(self) -> "Server":
         import httpx
 
-        for _ in range(200):
+        for _ in range(300):
             try:
-                httpx.get(base + "/runs.json", timeout=2)
-                break
+                httpx.get(f"http://127.0.0.1:{self.port}/", timeout=2)
+                return self
             except httpx.HTTPError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"the server stopped: {self.proc.stderr.read().decode()[-2000:]}")
                 time.sleep(0.1)
-        ctx = mp.get_context("spawn")
-        out = ctx.Queue()
-        start_at = time.time() + 2
-        warm_until = start_at + args.warmup
-        stop_at = warm_until + args.seconds
-        procs = []
-        if not args.no_writer:
-            procs.append(ctx.Process(target=writer, args=(url, stop_at, args.eval_every, out)))
-        procs.append(ctx.Process(target=clients, args=(port, args.clients, plan, start_at, warm_until,
-                                                       stop_at, out)))
-        for p in procs:
-            p.start()
-        time.sleep(max(0.0, warm_until - time.time()))
-        cpu0, load0 = cpu_seconds(server.pid), os.getloadavg()[0]
-        time.sleep(max(0.0, stop_at - time.time()))
-        cpu1, load1 = cpu_seconds(server.pid), os.getloadavg()[0]
-        results, written = [], None
-        for _ in procs:
-            item = out.get()
-            if isinstance(item, dict):
-                written = item
-            else:
-                results.extend(item)
-        for p in procs:
-            p.join()
-    finally:
-        server.terminate()
+        raise RuntimeError("the server did not answer in 30 s")
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
         try:
-            _, err = server.communicate(timeout=10)
+            _, err = self.proc.communicate(timeout=10)
         except subprocess.TimeoutExpired:
-            server.kill()
-            _, err = server.communicate()
-    errors_in_log = [ln for ln in err.decode(errors="replace").splitlines()
-                     if "Traceback" in ln or "locked" in ln or "ERROR" in ln]
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        self.log = [ln for ln in err.decode(errors="replace").splitlines()
+                    if "Traceback" in ln or "locked" in ln or "ERROR" in ln]
+        SERVER_LOG_ERRORS.extend(self.log)
 
-    def q(xs, p):
-        xs = sorted(xs)
-        return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
 
+SERVER_LOG_ERRORS: list[str] = []
+
+
+def load(server: Server, args, plan: dict, kinds: list[str], seconds: float, writer_on: bool) -> dict:
+    """``args.clients`` clients on ``kinds`` for a warm-up and then ``seconds``: the results and
+    the server's CPU over the measured part."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    warmup = args.warmup if len(kinds) > 1 else min(args.warmup, 2.0)
+    start_at = time.time() + 1.5
+    warm_until = start_at + warmup
+    stop_at = warm_until + seconds
+    procs = []
+    if writer_on:
+        procs.append(ctx.Process(target=writer, args=(f"sqlite:///{args.db}", stop_at, args.eval_every, out)))
+    procs.append(ctx.Process(target=clients, args=(server.port, args.clients, plan, kinds, start_at,
+                                                   warm_until, stop_at, out)))
+    for p in procs:
+        p.start()
+    time.sleep(max(0.0, warm_until - time.time()))
+    cpu0, load0 = cpu_seconds(server.proc.pid), os.getloadavg()[0]
+    time.sleep(max(0.0, stop_at - time.time()))
+    cpu1, load1 = cpu_seconds(server.proc.pid), os.getloadavg()[0]
+    results, written = [], None
+    for _ in procs:
+        item = out.get()
+        if isinstance(item, dict):
+            written = item
+        else:
+            results.extend(item)
+    for p in procs:
+        p.join()
+    measured = [r for r in results if not r[4]]
+    return {"results": results, "written": written, "cpu_ms": (cpu1 - cpu0) * 1000 / max(len(measured), 1),
+            "rate": len(measured) / seconds, "load": (load0, load1)}
+
+
+def measure_floor(args, plan: dict) -> dict:
+    with Server(None, args, floor=True) as server:
+        return load(server, args, plan, ["floor"], args.phase_seconds or 5, writer_on=False)
+
+
+def report(args, plan: dict, floor: dict, isolated: dict, mixed: dict) -> None:
+    f_lat = [r[1] * 1000 for r in floor["results"] if not r[4]]
     print(f"\ndashboard benchmark: {plan['predictions']:,} predictions ({len(plan['checkpoints'])} checkpoints x "
-          f"~{plan['examples']:,} examples), {args.clients} clients, {args.seconds:.0f} s measured after "
-          f"{args.warmup:.0f} s warm-up, writer {'off' if args.no_writer else 'on'}; {os.cpu_count()} CPUs")
-    print(f"{'page':<16}{'requests':>9}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'errors':>8}   (warm-up: n, max ms)")
-    all_ok = True
+          f"~{plan['examples']:,} examples), {args.clients} clients; {os.cpu_count()} CPUs")
+    print(f"floor (a bare Starlette endpoint, same server stack): {floor['cpu_ms']:.2f} ms of server CPU per "
+          f"request, p50 {q(f_lat, 0.5):.1f} ms, p95 {q(f_lat, 0.95):.1f} ms, {floor['rate']:.0f} requests/s")
+    if isolated:
+        print(f"\neach page kind alone ({args.phase_seconds:.0f} s each, writer off): server CPU per request")
+    print(f"{'page':<17}{'CPU ms':>8}{'x floor':>9}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'errors':>8}"
+          f"   <- mixed: all kinds together, {args.seconds:.0f} s after {args.warmup:.0f} s warm-up, "
+          f"writer {'off' if args.no_writer else 'on'}")
+    results = mixed["results"]
+    cpu_ok = lat_ok = True
     for kind in KINDS:
         hot = [r for r in results if r[0] == kind and not r[4]]
-        cold = [r for r in results if r[0] == kind and r[4]]
         lat = [r[1] * 1000 for r in hot]
         errors = sum(not r[2] for r in results if r[0] == kind)
-        all_ok &= errors == 0 and q(lat, 0.95) < 50
-        print(f"{kind:<16}{len(lat):>9}{q(lat, 0.5):>9.1f}{q(lat, 0.95):>9.1f}{max(lat, default=0):>9.1f}"
-              f"{errors:>8}   ({len(cold)}, {max((r[1] * 1000 for r in cold), default=0):.0f})")
+        errors += sum(not r[2] for r in isolated.get(kind, {}).get("results", []))
+        cpu = isolated[kind]["cpu_ms"] if kind in isolated else float("nan")
+        cpu_ok &= cpu <= 2.5
+        lat_ok &= errors == 0 and q(lat, 0.95) < 50
+        print(f"{kind:<17}{cpu:>8.2f}{cpu / floor['cpu_ms']:>9.1f}{q(lat, 0.5):>9.1f}{q(lat, 0.95):>9.1f}"
+              f"{max(lat, default=0):>9.1f}{errors:>8}")
     bad = [r for r in results if not r[2]]
     if bad:
         print("first errors:", bad[:5])
-    measured = sum(1 for r in results if not r[4])
-    print(f"server CPU: {(cpu1 - cpu0) * 1000 / max(measured, 1):.1f} ms per request "
-          f"({measured / args.seconds:.0f} requests/s); load average {load0:.1f} -> {load1:.1f} "
+    print(f"mixed: server CPU {mixed['cpu_ms']:.2f} ms per request ({mixed['cpu_ms'] / floor['cpu_ms']:.1f}x the "
+          f"floor), {mixed['rate']:.0f} requests/s; load average {mixed['load'][0]:.1f} -> {mixed['load'][1]:.1f} "
           f"(processes outside this benchmark count too)")
+    written = mixed["written"]
     if written:
         ws = written["eval_write_s"]
         print(f"writer: {written['evaluations']} evaluations of {plan['examples']:,} predictions "
               f"(write {statistics.mean(ws) if ws else 0:.1f} s each), {written['metric_points']} metric points")
-    print(f"server log: {len(errors_in_log)} error lines" + (f", e.g. {errors_in_log[0]}" if errors_in_log else ""))
-    print("all p95 < 50 ms with no error" if all_ok else "NOT all p95 < 50 ms with no error")
-    return 0
+    print(f"server log: {len(SERVER_LOG_ERRORS)} error lines"
+          + (f", e.g. {SERVER_LOG_ERRORS[0]}" if SERVER_LOG_ERRORS else ""))
+    if isolated:
+        print("every page kind <= 2.5 ms of server CPU per request" if cpu_ok
+              else "NOT every page kind <= 2.5 ms of server CPU per request")
+    print("all p95 < 50 ms with no error" if lat_ok else "NOT all p95 < 50 ms with no error")
 
 
 if __name__ == "__main__":
