@@ -357,7 +357,7 @@ def main() -> int:
     args = ap.parse_args()
 
     db = Path(args.db)
-    url = f"sqlite:///{db}"
+    url = args.url = f"sqlite:///{db.resolve()}"
     if args.rebuild:
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
@@ -454,7 +454,7 @@ def load(server: Server, args, plan: dict, kinds: list[str], seconds: float, wri
     stop_at = warm_until + seconds
     procs = []
     if writer_on:
-        procs.append(ctx.Process(target=writer, args=(f"sqlite:///{args.db}", stop_at, args.eval_every, out)))
+        procs.append(ctx.Process(target=writer, args=(args.url, stop_at, args.eval_every, out)))
     procs.append(ctx.Process(target=clients, args=(server.port, args.clients, plan, kinds, start_at,
                                                    warm_until, stop_at, out)))
     for p in procs:
