@@ -96,11 +96,16 @@ class Checkpoint(Base):
     step: Mapped[int]  # optimiser steps at save time
     path: Mapped[str] = mapped_column(Text)  # the checkpoint file
     name: Mapped[str | None] = mapped_column(String(200))  # set for `lambdascope evaluate --name`
+    # None for the run's own evaluation (its held-out set); a suite's name (`train --suite
+    # NAME=FILE`) for the same checkpoint file evaluated on that suite: a sibling row with the same
+    # run, step and path, and the suite's evaluation set
+    suite: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     metrics: Mapped[dict[str, Any]]  # summary: exact, mean_iou, nf_f1, rollout_success, …
 
     run: Mapped[Run] = relationship(back_populates="checkpoints")
-    __table_args__ = (Index("ix_checkpoints_run", "run_id", "step"),)
+    __table_args__ = (Index("ix_checkpoints_run", "run_id", "step"),
+                      Index("ix_checkpoints_suite", "run_id", "suite", "step"))
 
 
 class Prediction(Base):
@@ -290,17 +295,18 @@ def ensure_eval_set(session, name: str, source: str, traces) -> tuple[int, dict[
 def write_evaluation(session, *, run_id: int, eval_set_id: int, step: int, path: str,
                      metrics: dict[str, Any], predictions: list[dict[str, Any]],
                      rollouts: list[dict[str, Any]], metric_points: list[dict[str, Any]] = (),
-                     name: str | None = None) -> int:
+                     name: str | None = None, suite: str | None = None) -> int:
     """Insert one evaluation: the checkpoint row, all its predictions (dicts with example_id,
     pred_start, pred_end, start_conf, end_conf, iou, exact), rollouts (dicts with the Rollout
     columns but checkpoint_id) and metric points (dicts with step, name, value). A prediction's
     error kind and a rollout's outcome are judged here (``lambdascope.diagnosis``) when the rows
     do not carry them: in the trainer's writer thread, off the training loop. The caller runs
-    this inside one transaction, so a reader sees all of it or none of it."""
+    this inside one transaction, so a reader sees all of it or none of it. ``suite`` names the
+    evaluation suite this is (None: the run's own evaluation set)."""
     if any("error_kind" not in p for p in predictions) or any("outcome" not in r for r in rollouts):
         predictions, rollouts = judged(session, eval_set_id, predictions, rollouts)
     ck = Checkpoint(run_id=run_id, eval_set_id=eval_set_id, step=step, path=path, metrics=metrics,
-                    name=name)
+                    name=name, suite=suite)
     session.add(ck)
     session.flush()
     if predictions:

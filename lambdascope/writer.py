@@ -164,7 +164,8 @@ class StoreWriter:
         """Whether the run's evaluation at ``step`` is stored (a resumed run killed between a
         checkpoint's save and its evaluation's commit has it to write again)."""
         return self._call(lambda s: s.scalar(select(Checkpoint.id).where(
-            Checkpoint.run_id == run_id, Checkpoint.step == step, Checkpoint.name.is_(None))) is not None)
+            Checkpoint.run_id == run_id, Checkpoint.step == step, Checkpoint.name.is_(None),
+            Checkpoint.suite.is_(None))) is not None)
 
     def _call(self, fn):
         """Run ``fn(session)`` in one transaction in the writer's thread, after what is queued;
