@@ -71,8 +71,9 @@ async def in_write_thread(fn: Callable[[], T]) -> T:
 
 async def get_now(request: Request) -> dt.datetime:
     """The time a page is made at (naive UTC, as the store keeps times): which running runs are
-    lost (``vocabulary.effective_status``). Tests move it."""
-    return utcnow()
+    lost (``vocabulary.effective_status``): ``app.state.clock``, which tests move (the page
+    cache reads the same clock)."""
+    return request.app.state.clock()
 
 
 async def get_model_loader(request: Request) -> ModelLoader | None:

@@ -24,18 +24,19 @@ from sqlalchemy.orm import sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lambdascope.predictor import ModelLoader
-from lambdascope.store import make_engine, open_store
+from lambdascope.store import make_engine, open_store, utcnow
 
 from .beliefs import router as beliefs_router
 from .cache import Aggregates, Warmer
 from .errors import HTTPError, QueryTimeout
 from .models import ModelPool
+from .page_cache import PageCache, PageCacheMiddleware
 from .rendering import Renderer
 from .query_limit import limit_queries, is_query_timeout
 from .routes import router
 from .shrinking import router as shrink_router
 from .security import SecurityMiddleware
-from .settings import MAX_QUERY_TIMEOUT, MAX_THREADS, Settings
+from .settings import MAX_PAGE_CACHE_MB, MAX_QUERY_TIMEOUT, MAX_THREADS, Settings
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 READ_POOL = 4  # read connections kept open at least; a page holds one while it runs
@@ -60,6 +61,8 @@ def create_app(settings: Settings, *, model_loader: ModelLoader | None = None) -
     shows the true reduction alone and says why."""
     if not 1 <= settings.threads <= MAX_THREADS:
         raise ValueError(f"threads: 1 to {MAX_THREADS}, got {settings.threads}")
+    if not 0 <= settings.page_cache_mb <= MAX_PAGE_CACHE_MB:
+        raise ValueError(f"page_cache_mb: 0 to {MAX_PAGE_CACHE_MB}, got {settings.page_cache_mb}")
     if not 0 <= settings.query_timeout <= MAX_QUERY_TIMEOUT:  # NaN fails too
         raise ValueError(f"query_timeout: 0 to {MAX_QUERY_TIMEOUT:g} seconds, got {settings.query_timeout}")
 
@@ -107,6 +110,9 @@ def create_app(settings: Settings, *, model_loader: ModelLoader | None = None) -
     app.state.models = ModelPool(workers=settings.model_workers, queue=settings.model_queue,
                                  budget=settings.model_budget)
     app.state.renderer = Renderer()
+    app.state.clock = utcnow  # the time pages are made at (which running runs are lost); tests move it
+    # whole responses of the read-only pages, until the store says they changed (app/page_cache.py)
+    app.state.page_cache = PageCache(settings.page_cache_mb * 2 ** 20) if settings.page_cache_mb else None
 
     htmx = htmx_js()
 
@@ -154,6 +160,7 @@ def create_app(settings: Settings, *, model_loader: ModelLoader | None = None) -
             message = f"nothing at {request.url.path}"
         return error(request, exc.status_code, message, getattr(exc, "headers", None))
 
+    app.add_middleware(PageCacheMiddleware, state=app.state)  # inside the security check
     app.add_middleware(SecurityMiddleware, token=settings.token,
                        allowed_hosts=settings.allowed_hosts)
     return app

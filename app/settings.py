@@ -27,6 +27,8 @@ MAX_MODEL_BUDGET = 600.0
 DEFAULT_MODEL_WORKERS = 2  # model requests computed at once, in threads that pages never use
 MAX_MODEL_WORKERS = 16
 DEFAULT_MODEL_QUEUE = 4  # model requests waiting for a worker; past them a 429
+DEFAULT_PAGE_CACHE_MB = 64  # MB of whole responses kept (app.page_cache)
+MAX_PAGE_CACHE_MB = 65536
 
 
 class SettingsError(ValueError):
@@ -44,6 +46,7 @@ class Settings:
     model_budget: float = DEFAULT_MODEL_BUDGET  # seconds of model time per request (app.models)
     model_workers: int = DEFAULT_MODEL_WORKERS  # model requests computed at once
     model_queue: int = DEFAULT_MODEL_QUEUE  # model requests waiting; one more is answered 429
+    page_cache_mb: int = DEFAULT_PAGE_CACHE_MB  # MB of whole responses kept (app.page_cache); 0: off
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
     @property
@@ -64,7 +67,8 @@ def is_loopback(host: str) -> bool:
 def serve_settings(db: str | None, host: str, token: str | None,
                    threads: int = DEFAULT_THREADS, *, model_budget: float = DEFAULT_MODEL_BUDGET,
                    model_workers: int = DEFAULT_MODEL_WORKERS,
-                   query_timeout: float = DEFAULT_QUERY_TIMEOUT) -> Settings:
+                   query_timeout: float = DEFAULT_QUERY_TIMEOUT,
+                   page_cache_mb: int = DEFAULT_PAGE_CACHE_MB) -> Settings:
     """The server's settings, or a SettingsError: a host other than loopback needs a token."""
     token = token or os.environ.get(TOKEN_ENV) or None
     if token is not None and not TOKEN_RE.fullmatch(token):
@@ -76,7 +80,7 @@ def serve_settings(db: str | None, host: str, token: str | None,
     # without a token, answer only to loopback names (no DNS rebinding onto the dashboard)
     allowed = None if token else ("127.0.0.1", "localhost", "[::1]", "::1", host)
     return Settings(db_url=resolve_db_url(db), token=token, allowed_hosts=allowed, threads=threads,
-                    query_timeout=query_timeout,
+                    query_timeout=query_timeout, page_cache_mb=page_cache_mb,
                     model_budget=model_budget, model_workers=model_workers)
 
 
@@ -85,7 +89,8 @@ def settings_to_env(settings: Settings) -> str:
                        "allowed_hosts": settings.allowed_hosts, "secret": settings.secret.hex(),
                        "threads": settings.threads, "query_timeout": settings.query_timeout,
                        "model_budget": settings.model_budget,
-                       "model_workers": settings.model_workers, "model_queue": settings.model_queue})
+                       "model_workers": settings.model_workers, "model_queue": settings.model_queue,
+                       "page_cache_mb": settings.page_cache_mb})
 
 
 def settings_from_env() -> Settings:
@@ -97,4 +102,5 @@ def settings_from_env() -> Settings:
                     query_timeout=d.get("query_timeout", DEFAULT_QUERY_TIMEOUT),
                     model_budget=d.get("model_budget", DEFAULT_MODEL_BUDGET),
                     model_workers=d.get("model_workers", DEFAULT_MODEL_WORKERS),
-                    model_queue=d.get("model_queue", DEFAULT_MODEL_QUEUE))
+                    model_queue=d.get("model_queue", DEFAULT_MODEL_QUEUE),
+                    page_cache_mb=d.get("page_cache_mb", DEFAULT_PAGE_CACHE_MB))

@@ -157,7 +157,8 @@ class MetricPoint(Base):
     name: Mapped[str] = mapped_column(String(64))
     value: Mapped[float] = mapped_column(Float)
     time: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    __table_args__ = (Index("uq_metric_points_run_name_step", "run_id", "name", "step", unique=True),)
+    __table_args__ = (Index("uq_metric_points_run_name_step", "run_id", "name", "step", unique=True),
+                      Index("ix_metric_points_run_id", "run_id", "id"))  # a run's newest point
 
 
 class DataProblem(Base):

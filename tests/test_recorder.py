@@ -210,7 +210,6 @@ def _events(log: Path) -> list[tuple[str, int]]:
 
 
 def test_a_recorder_killed_with_sigkill_leaves_a_consistent_store_and_a_lost_run(tmp_path):
-    from app.deps import get_now
     from tests.app_store import make_client
 
     db, log = tmp_path / "store.db", tmp_path / "events.log"
@@ -262,9 +261,9 @@ def test_a_recorder_killed_with_sigkill_leaves_a_consistent_store_and_a_lost_run
     assert effective_status(run.status, heard, heard + LOST_AFTER) == "running"
     assert effective_status(run.status, heard, heard + LOST_AFTER + dt.timedelta(seconds=1)) == "lost"
     client = make_client(url)
-    client.app.dependency_overrides[get_now] = lambda: heard + dt.timedelta(seconds=91)
+    client.app.state.clock = lambda: heard + dt.timedelta(seconds=91)
     assert client.get(f"/runs/{run.id}.json").json()["run"]["status"] == "lost"
     assert next(r for r in client.get("/runs.json").json()["runs"] if r["id"] == run.id)["status"] == "lost"
     assert "status-lost" in client.get(f"/runs/{run.id}").text
-    client.app.dependency_overrides[get_now] = utcnow
+    client.app.state.clock = utcnow
     assert client.get(f"/runs/{run.id}.json").json()["run"]["status"] in ("running", "lost")

@@ -167,7 +167,6 @@ def _wait(what: str, proc, condition, timeout: float = 120):
 
 
 def test_a_killed_trainer_is_lost_and_its_resumption_repeats_no_point(tmp_path, crash_traces):
-    from app.deps import get_now
     from tests.app_store import make_client
 
     db, out, log = f"sqlite:///{tmp_path}/store.db", tmp_path / "run", tmp_path / "events.log"
@@ -200,7 +199,7 @@ def test_a_killed_trainer_is_lost_and_its_resumption_repeats_no_point(tmp_path, 
     later = run.heartbeat_at + LOST_AFTER + dt.timedelta(seconds=1)
 
     def shown(now: dt.datetime | None = None) -> tuple[dict, dict, str]:
-        client.app.dependency_overrides[get_now] = (lambda: now) if now else utcnow
+        client.app.state.clock = (lambda: now) if now else utcnow
         listed = next(r for r in client.get("/runs.json").json()["runs"] if r["id"] == run.id)
         one = client.get(f"/runs/{run.id}.json").json()["run"]
         return listed, one, client.get(f"/runs/{run.id}").text

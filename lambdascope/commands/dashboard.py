@@ -13,6 +13,7 @@ from app.settings import DEFAULT_QUERY_TIMEOUT, DEFAULT_THREADS, MAX_QUERY_TIMEO
 from .common import UsageError, number_type, port
 
 from app.settings import DEFAULT_MODEL_BUDGET, DEFAULT_MODEL_WORKERS, MAX_MODEL_BUDGET, MAX_MODEL_WORKERS
+from app.settings import DEFAULT_PAGE_CACHE_MB, MAX_PAGE_CACHE_MB
 
 
 def load_model(path: str):
@@ -55,7 +56,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
           + (" (token required; open it once as ?token=…)" if settings.token else ""),
           file=sys.stderr)
     # model work: its own threads and a budget per request (app/models.py)
-    settings = dataclasses.replace(settings, model_budget=args.model_budget, model_workers=args.model_workers)
+    settings = dataclasses.replace(settings, model_budget=args.model_budget, model_workers=args.model_workers,
+                                   page_cache_mb=args.page_cache)
     if args.workers > 1:
         # each worker process builds the app from the environment; they share one form secret
         os.environ[SETTINGS_ENV] = settings_to_env(settings)
@@ -118,6 +120,8 @@ model_workers = number_type(lo=1, hi=MAX_MODEL_WORKERS, expected="expected a num
                             out_of_range="expected 1 to {hi} threads, got {value}")
 
 
+page_cache = number_type(lo=0, hi=MAX_PAGE_CACHE_MB, expected="expected a number of megabytes, got {text}",
+                         out_of_range="expected 0 to {hi} megabytes, got {value}")
 threads = number_type(lo=1, hi=MAX_THREADS, expected="expected a number of threads, got {text}",
                       out_of_range="expected 1 to {hi} threads, got {value}")
 seconds = number_type(kind=float, lo=0, hi=MAX_QUERY_TIMEOUT, expected="expected a number of seconds, got {text}",
@@ -154,6 +158,10 @@ def register(sub) -> None:
                    help=f"model requests computed at once, in threads the pages never use (default "
                    f"{DEFAULT_MODEL_WORKERS}); a few more wait, and past them a request is answered "
                    "429 with Retry-After")
+    s.add_argument("--page-cache", type=page_cache, default=DEFAULT_PAGE_CACHE_MB, metavar="MB",
+                   help=f"megabytes of whole pages each process keeps (default {DEFAULT_PAGE_CACHE_MB}; "
+                   "0: none). A kept page is served again until the store says it changed: a new "
+                   "checkpoint, metric point, label, or a run's update (docs/DESIGN.md, page cache)")
     s.set_defaults(func=cmd_serve)
 
     lb = sub.add_parser("labels", help="export or import labels (JSONL or CSV)",

@@ -1,0 +1,167 @@
+"""The page cache (app/page_cache.py): a kept page is byte for byte what the handler makes, and
+every change the pages show (a label, a checkpoint, a metric point, a run's status, the clock)
+makes the next request a fresh one."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import update
+
+from app.page_cache import PageCache, route_kind
+from lambdascope.store import Checkpoint, MetricPoint, Run, open_store, utcnow, write_evaluation
+from tests.app_helpers import csrf, pages
+from tests.app_store import make_client
+
+HTMX = {"HX-Request": "true", "HX-Target": "results"}
+
+
+def cacheable(seeded) -> list[str]:
+    """Every page and twin of the shared list the cache keeps (not the trace twin: beliefs)."""
+    out = []
+    for page, twin in pages(seeded):
+        out += [p for p in (page, twin) if route_kind(p.split("?")[0]) is not None]
+    assert len(out) >= 15 and not any(p.startswith(("/playground", "/traces/")) and ".json" in p for p in out)
+    return out
+
+
+def test_a_kept_page_is_what_the_handler_makes(seeded):
+    secret = b"s" * 32  # the same form token on both
+    cached, plain = make_client(seeded.url, secret=secret), make_client(seeded.url, page_cache_mb=0, secret=secret)
+    stats = cached.app.state.page_cache.stats
+    now = utcnow()  # run-b is running: its pages change with the clock, to the second
+    cached.app.state.clock = plain.app.state.clock = lambda: now
+    for path in cacheable(seeded) + [f"/examples?ck={seeded.ck1}&correct=wrong"]:
+        for headers in ({}, HTMX):
+            want = plain.get(path, headers=headers)
+            first = cached.get(path, headers=headers)
+            hits = stats()["hits"]
+            again = cached.get(path, headers=headers)
+            assert stats()["hits"] == hits + 1, path  # answered from the cache
+            assert first.status_code == again.status_code == want.status_code == 200, (path, want.text[:300])
+            assert first.content == again.content == want.content, path
+            assert again.headers["content-type"] == want.headers["content-type"]
+            assert again.headers["etag"] == first.headers["etag"]
+    # an htmx fragment and its page are kept apart
+    frag = cached.get(f"/examples?ck={seeded.ck1}", headers=HTMX).text
+    page = cached.get(f"/examples?ck={seeded.ck1}").text
+    assert "<html" in page and "<html" not in frag
+
+
+def test_model_work_and_downloads_are_never_kept(seeded):
+    c = make_client(seeded.url)
+    ident = seeded.regression[0]
+    for path in (f"/traces/{ident}.json?ck={seeded.ck2}", "/playground?term=x", "/labels/export.jsonl",
+                 f"/checkpoints/{seeded.ck1}/heads.json", "/static/app.css"):
+        c.get(path)
+        r = c.get(path)
+        assert "etag" not in r.headers or path.startswith("/static"), path
+    assert c.app.state.page_cache.stats()["entries"] == 0
+
+
+def test_an_etag_answers_304_until_the_page_changes(fresh):
+    c = make_client(fresh.url)
+    ident = fresh.regression[0]
+    r = c.get("/labels")
+    tag = r.headers["etag"]
+    again = c.get("/labels", headers={"If-None-Match": tag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == tag
+    assert c.get("/labels", headers={"If-None-Match": '"other"'}).status_code == 200
+    r = c.post("/labels", data={"identity": ident, "category": "bad_gold", "note": "after the tag",
+                                "csrf": csrf(c, ident)}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    changed = c.get("/labels", headers={"If-None-Match": tag})
+    assert changed.status_code == 200 and "after the tag" in changed.text and changed.headers["etag"] != tag
+
+
+def test_labels_checkpoints_points_and_statuses_reach_the_pages(fresh):
+    c = make_client(fresh.url)
+    ident = fresh.regression[0]
+    watched = [f"/traces/{ident}", "/labels.json", f"/compare?a={fresh.ck1}&b={fresh.ck2}",
+               f"/checkpoints/{fresh.ck2}.json", f"/runs/{fresh.run_a}.json", "/runs.json",
+               f"/examples.json?ck={fresh.ck1}&labelled=0"]
+    for p in watched:
+        c.get(p)  # all kept
+    # a label: the trace page, the labels list and the unlabelled examples change
+    before = c.get(f"/examples.json?ck={fresh.ck1}&labelled=0").json()["total"]
+    r = c.post("/labels", data={"identity": ident, "category": "model_error", "note": "seen-by-cache",
+                                "csrf": csrf(c, ident)}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    assert "seen-by-cache" in c.get(f"/traces/{ident}").text
+    assert any(lb["note"] == "seen-by-cache" for lb in c.get("/labels.json").json()["labels"])
+    assert c.get(f"/examples.json?ck={fresh.ck1}&labelled=0").json()["total"] < before
+
+    # a new checkpoint of run-a: the run's list, the neighbour links, the pickers
+    engine, Session = open_store(fresh.url)
+    with Session() as s, s.begin():
+        es = s.get(Checkpoint, fresh.ck2).eval_set_id
+        ck3 = write_evaluation(s, run_id=fresh.run_a, eval_set_id=es, step=300, path="runs/run-a/ckpt-300.pt",
+                               metrics={"exact": 0.9}, predictions=[], rollouts=[])
+    assert c.get(f"/checkpoints/{fresh.ck2}.json").json()["next_id"] == ck3
+    assert ck3 in [ck["id"] for ck in c.get(f"/runs/{fresh.run_a}.json").json()["checkpoints"]]
+    assert f"/checkpoints/{ck3}" in c.get(f"/compare?a={fresh.ck1}&b={fresh.ck2}").text \
+        or f'value="{ck3}"' in c.get(f"/compare?a={fresh.ck1}&b={fresh.ck2}").text
+
+    # a metric point: the run's curve
+    def loss_steps():
+        curves = c.get(f"/runs/{fresh.run_a}.json").json()["curves"]
+        return [p[0] for cv in curves if cv["name"] == "loss" for p in cv["points"]]
+
+    assert 4000 not in loss_steps()
+    with Session() as s, s.begin():
+        s.add(MetricPoint(run_id=fresh.run_a, step=4000, name="loss", value=0.01))
+    assert 4000 in loss_steps()
+
+    # a run's status (as the trainer's writer sets it, with updated_at)
+    def status_of_a():
+        return next(r["status"] for r in c.get("/runs.json").json()["runs"] if r["id"] == fresh.run_a)
+
+    assert status_of_a() == "finished"
+    with Session() as s, s.begin():
+        s.execute(update(Run).where(Run.id == fresh.run_a).values(status="failed", updated_at=utcnow()))
+    assert status_of_a() == "failed"
+    assert c.get(f"/runs/{fresh.run_a}.json").json()["run"]["status"] == "failed"
+    engine.dispose()
+
+
+def test_the_clock_makes_a_silent_running_run_lost(fresh):
+    c = make_client(fresh.url)
+    engine, Session = open_store(fresh.url)
+    heard = utcnow()
+    with Session() as s, s.begin():
+        s.execute(update(Run).where(Run.id == fresh.run_b).values(heartbeat_at=heard, updated_at=heard))
+    engine.dispose()
+
+    def status_of_b(path):
+        d = c.get(path).json()
+        return d["run"]["status"] if "run" in d else next(r["status"] for r in d["runs"] if r["id"] == fresh.run_b)
+
+    for path in ("/runs.json", f"/runs/{fresh.run_b}.json"):
+        c.app.state.clock = lambda: heard + dt.timedelta(seconds=5)
+        assert status_of_b(path) == "running"
+        c.app.state.clock = lambda: heard + dt.timedelta(seconds=91)
+        assert status_of_b(path) == "lost", path
+
+
+def test_least_recently_used_pages_go_first_and_big_ones_are_not_kept():
+    cache = PageCache(max_bytes=100)
+    for k in (b"a", b"b", b"c"):
+        cache.put(k, 200, [], b"x" * 40)
+    assert cache.get(b"a") is None and cache.get(b"b") is not None  # a went first
+    cache.put(b"d", 200, [], b"y" * 40)  # c is now the oldest
+    assert cache.get(b"c") is None and cache.get(b"b") and cache.get(b"d")
+    assert cache.stats()["bytes"] <= 100
+    cache.put(b"huge", 200, [], b"z" * 101)
+    assert cache.get(b"huge") is None and cache.get(b"d") is not None
+
+
+@pytest.mark.parametrize("value, message", [("-1", "expected 0 to"), ("lots", "expected a number of megabytes"),
+                                            ("99999999", "expected 0 to")])
+def test_serve_refuses_a_bad_page_cache_size(value, message):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "lambdascope.cli", "serve", "--page-cache", value],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--page-cache" in r.stderr and message in r.stderr, r.stderr
