@@ -105,7 +105,7 @@ def test_suite_make_errors_exit_2(tmp_path, args, fragment):
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
+def train_data(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "traces.jsonl"
     write_generated(path, 120, seed=11)
     return path
@@ -119,9 +119,9 @@ def config(tmp_path, data_path, suites, name="r", **kw):
     return TrainConfig(**args)
 
 
-def test_every_evaluation_evaluates_every_suite_capped_and_reported(tmp_path, data, suites, capsys):
+def test_every_evaluation_evaluates_every_suite_capped_and_reported(tmp_path, train_data, suites, capsys):
     chosen = [("church", suites["church"]), ("longer", suites["longer"])]
-    summary = train(config(tmp_path, data, chosen, suite_share=0.01))
+    summary = train(config(tmp_path, train_data, chosen, suite_share=0.01))
     assert "suites:" in capsys.readouterr().err
     _, Session = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     with Session() as s:
@@ -158,7 +158,7 @@ def test_every_evaluation_evaluates_every_suite_capped_and_reported(tmp_path, da
     assert summary["suite_minutes"] > 0
 
 
-def test_a_resumed_run_keeps_its_suites_and_caps_without_duplicates(tmp_path, data, suites):
+def test_a_resumed_run_keeps_its_suites_and_caps_without_duplicates(tmp_path, train_data, suites):
     chosen = [("church", suites["church"])]
 
     class Killed(Exception):
@@ -169,8 +169,8 @@ def test_a_resumed_run_keeps_its_suites_and_caps_without_duplicates(tmp_path, da
             raise Killed
 
     with pytest.raises(Killed):
-        train(config(tmp_path, data, chosen, name="k", steps=6), on_step=kill)
-    train(TrainConfig(data=[str(data)], db=str(tmp_path / "store.db"), out_dir=str(tmp_path / "k"),
+        train(config(tmp_path, train_data, chosen, name="k", steps=6), on_step=kill)
+    train(TrainConfig(data=[str(train_data)], db=str(tmp_path / "store.db"), out_dir=str(tmp_path / "k"),
                       resume=True, threads=1))
     _, Session = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     with Session() as s:
@@ -181,16 +181,16 @@ def test_a_resumed_run_keeps_its_suites_and_caps_without_duplicates(tmp_path, da
         assert [c.step for c in cks] == [3, 6] and len({c.eval_set_id for c in cks}) == 1
 
 
-def test_a_bad_suite_file_names_its_file_and_line(tmp_path, data, suites, capsys):
+def test_a_bad_suite_file_names_its_file_and_line(tmp_path, train_data, suites, capsys):
     bad = tmp_path / "bad.jsonl"
     lines = suites["bool"].read_text(encoding="utf-8").splitlines()
     lines[2] = "{oops"
     bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    rc = main(["train", "--data", str(data), "--db", str(tmp_path / "s.db"), "--out-dir", str(tmp_path / "b"),
+    rc = main(["train", "--data", str(train_data), "--db", str(tmp_path / "s.db"), "--out-dir", str(tmp_path / "b"),
                "--steps", "1", "--suite", f"bool={bad}", "--max-invalid", "0"])
     err = capsys.readouterr().err
     assert rc == 2 and f"{bad}:3: bad_json" in err and "suite bool" in err, err
-    rc = main(["train", "--data", str(data), "--db", str(tmp_path / "s.db"), "--out-dir", str(tmp_path / "b"),
+    rc = main(["train", "--data", str(train_data), "--db", str(tmp_path / "s.db"), "--out-dir", str(tmp_path / "b"),
                "--steps", "1", "--suite", f"bool={tmp_path / 'none.jsonl'}"])
     assert rc == 2 and "none.jsonl: no such file" in capsys.readouterr().err
 
