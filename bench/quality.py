@@ -7,9 +7,12 @@ learning curve on held-out traces.
    Rust generator when it is built, else ``--reference``), unless the file is there already;
 2. measures the matmul peak for MFU (``bench/peak.py``);
 3. runs ``lambdascope train --data FILE --minutes M --eval-every 5m`` (the default model and
-   optimiser), evaluating on the held-out evaluation split every 5 minutes of training;
+   optimiser), evaluating on the held-out evaluation split every 5 minutes of training, and on
+   the evaluation suites ``longer`` and the four families (``lambdascope suite make``, next to
+   the data; ``--no-suites`` leaves them out), within the trainer's 15 % suite share;
 4. prints step exact match, normal-form F1 and rollout success at 5, 10, 20, 40 and 60 minutes
-   (the evaluation nearest each), with the throughput, MFU and padding of the run.
+   (the evaluation nearest each), with the throughput, MFU and padding of the run, and each
+   suite's figures at the last evaluation.
 
 The bars (issue 4): step exact match >= 99%, normal-form F1 >= 99.5%, rollout success >= 90%
 within 60 minutes on this 2-core CPU. Extra arguments after ``--`` go to ``lambdascope train``.
@@ -27,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 MARKS = (5, 10, 20, 40, 60)
+SUITES = ("longer", "church", "bool", "pairs", "combinators")  # `lambdascope suite make`
 
 
 def curve(db: str, run_name: str) -> list[dict]:
@@ -40,8 +44,23 @@ def curve(db: str, run_name: str) -> list[dict]:
         if run is None:
             return []
         return [dict(c.metrics, step=c.step) for c in
-                s.scalars(select(Checkpoint).where(Checkpoint.run_id == run.id, Checkpoint.name.is_(None))
+                s.scalars(select(Checkpoint).where(Checkpoint.run_id == run.id, Checkpoint.name.is_(None),
+                                                   Checkpoint.suite.is_(None))
                           .order_by(Checkpoint.step))]
+
+
+def suite_finals(db: str, run_name: str) -> dict[str, dict]:
+    """Each suite's metrics at the run's last evaluation of it."""
+    from sqlalchemy import select
+
+    from lambdascope.store import Checkpoint, Run, open_store, resolve_db_url
+
+    _, Session = open_store(resolve_db_url(db))
+    with Session() as s:
+        run = s.scalar(select(Run).where(Run.name == run_name))
+        rows = [] if run is None else s.scalars(select(Checkpoint).where(
+            Checkpoint.run_id == run.id, Checkpoint.suite.is_not(None)).order_by(Checkpoint.step))
+        return {c.suite: dict(c.metrics, step=c.step) for c in rows}
 
 
 def print_curve(points: list[dict], minutes: float) -> None:
@@ -64,6 +83,8 @@ def main() -> None:
     ap.add_argument("--db", default="runs/quality.db")
     ap.add_argument("--run-name", default=None)
     ap.add_argument("--skip-peak", action="store_true", help="reuse runs/peak.json")
+    ap.add_argument("--suite-size", type=int, default=500, help="traces per evaluation suite (default 500)")
+    ap.add_argument("--no-suites", action="store_true", help="evaluate the held-out set only")
     ap.add_argument("train_args", nargs="*", help="more `lambdascope train` arguments (after --)")
     args = ap.parse_args()
     exe = str(ROOT / ".venv" / "bin" / "lambdascope")
@@ -79,14 +100,26 @@ def main() -> None:
         subprocess.run(cmd, check=True)
     if not args.skip_peak:
         subprocess.run([sys.executable, str(ROOT / "bench" / "peak.py")], check=True)
+    suites = []
+    for suite in () if args.no_suites else SUITES:  # made once, next to the data
+        path = data.parent / f"quality-suite-{suite}-{args.suite_size}.jsonl"
+        if not path.exists():
+            subprocess.run([exe, "suite", "make", suite, str(path), "--size", str(args.suite_size)], check=True)
+        suites += ["--suite", f"{suite}={path}"]
     name = args.run_name or dt.datetime.now().strftime("quality-%Y%m%d-%H%M%S")
     cmd = [exe, "train", "--data", str(data), "--db", args.db, "--run-name", name,
-           "--minutes", str(args.minutes), "--eval-every", "5m", *args.train_args]
+           "--minutes", str(args.minutes), "--eval-every", "5m", *suites, *args.train_args]
     print("$", " ".join(cmd), flush=True)
     rc = subprocess.run(cmd).returncode
     points = curve(args.db, name)
     print(f"\nheld-out evaluation of run {name} ({len(points)} evaluations):")
     print_curve(points, args.minutes)
+    finals = suite_finals(args.db, name)
+    if finals:
+        print(f"\n{'suite':<12} {'step':>7} {'traces':>7} {'exact':>8} {'nf F1':>8} {'rollout':>8}")
+        for suite, m in finals.items():
+            print(f"{suite:<12} {m['step']:>7} {m['rollouts']:>7} {100 * m['exact']:>7.2f}% "
+                  f"{100 * m['nf_f1']:>7.2f}% {100 * m['rollout_success']:>7.2f}%")
     sys.exit(rc)
 
 

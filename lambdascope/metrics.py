@@ -251,3 +251,18 @@ def replay_rollout(gold: GoldTrace, spans: Sequence[Span], max_len: int = 1024,
         raise RolloutMismatch(f"the rollout has {len(spans)} spans, but its reduction stopped after "
                               f"{used} ({result.stop.replace('_', ' ')})")
     return result
+
+
+def shape_histogram(values: Sequence[int], max_bins: int = 60) -> dict:
+    """A histogram of non-negative integers: ``{"width": W, "counts": [...], "max": M}``, bin
+    ``i`` counting the values in ``[i*W, (i+1)*W)``, ``W`` the smallest width that needs at most
+    ``max_bins`` bins, ``M`` the largest value (0 and no counts when there are none). The
+    training data's shape (``train_shape``, docs/DESIGN.md "Evaluation suites")."""
+    top = max(values, default=None)
+    if top is None:
+        return {"width": 1, "counts": [], "max": 0}
+    width = max(1, -(-(top + 1) // max_bins))
+    counts = [0] * (top // width + 1)
+    for v in values:
+        counts[v // width] += 1
+    return {"width": width, "counts": counts, "max": top}

@@ -160,12 +160,19 @@ class StoreWriter:
 
         return self._call(write)
 
-    def has_evaluation(self, run_id: int, step: int) -> bool:
+    def has_evaluation(self, run_id: int, step: int, suite: str | None = None) -> bool:
         """Whether the run's evaluation at ``step`` is stored (a resumed run killed between a
-        checkpoint's save and its evaluation's commit has it to write again)."""
+        checkpoint's save and its evaluation's commit has it to write again); with ``suite``,
+        that suite's evaluation of the checkpoint."""
+        which = Checkpoint.suite.is_(None) if suite is None else Checkpoint.suite == suite
         return self._call(lambda s: s.scalar(select(Checkpoint.id).where(
             Checkpoint.run_id == run_id, Checkpoint.step == step, Checkpoint.name.is_(None),
-            Checkpoint.suite.is_(None))) is not None)
+            which)) is not None)
+
+    def eval_sets(self, sets: list[tuple[str, str, list]]) -> list[tuple[int, dict]]:
+        """Evaluation sets ``(name, source, traces)`` made (or found), waited for: each one's id
+        and example ids by (identity, step) (the evaluation suites')."""
+        return self._call(lambda s: [ensure_eval_set(s, *es) for es in sets])
 
     def _call(self, fn):
         """Run ``fn(session)`` in one transaction in the writer's thread, after what is queued;
@@ -306,8 +313,11 @@ class NullWriter:
     def record_data(self, *args, **kwargs) -> tuple[None, None]:
         return None, None
 
-    def has_evaluation(self, *args) -> bool:
+    def has_evaluation(self, *args, **kwargs) -> bool:
         return True
+
+    def eval_sets(self, sets) -> list[tuple[None, None]]:
+        return [(None, None) for _ in sets]
 
     def flush(self, timeout=None) -> None:
         pass

@@ -55,6 +55,9 @@ class TrainConfig:
     metrics_every: float = 2.0  # seconds between metric points (loss, lr, tokens/s)
     peak_file: str = "runs/peak.json"  # the measured matmul peak (trainer/peak.py), for MFU
     no_store: bool = False  # train without recording anything in the store
+    # evaluation suites (docs/DESIGN.md, "Evaluation suites"): "NAME=FILE", evaluated at every evaluation
+    suites: list[str] = field(default_factory=list)
+    suite_share: float = 0.15  # suite evaluation takes at most this share of the training time
     resume: bool = False  # continue the run from the newest checkpoint in out_dir
 
 
@@ -102,6 +105,18 @@ def check_config(cfg: TrainConfig) -> None:
         raise ConfigError("give {minutes} or {steps}, not both")
     if not 0 <= cfg.max_invalid <= 1:
         raise ConfigError(f"{{max_invalid}}: expected a fraction between 0 and 1, got {cfg.max_invalid}")
+    from lambdascope.suites import parse_suite_arg
+
+    names = []
+    for text in cfg.suites:
+        try:
+            names.append(parse_suite_arg(text)[0])
+        except ValueError as e:
+            raise ConfigError(f"{{suites}}: {e}") from None
+    if len(set(names)) < len(names):
+        raise ConfigError(f"{{suites}}: a suite name is given twice: {', '.join(names)}")
+    if not 0 < cfg.suite_share <= 1:
+        raise ConfigError(f"{{suite_share}}: expected a fraction above 0 and at most 1, got {cfg.suite_share}")
     if cfg.resume and not cfg.out_dir and not cfg.run_name:
         raise ConfigError("{resume} needs {run_name} or {out_dir} to find the run")
 
@@ -143,6 +158,7 @@ def resolve_config(cfg: TrainConfig) -> Resolved:
                                   minutes=cfg.minutes if given else saved.minutes,
                                   steps=cfg.steps if given else saved.steps,
                                   no_store=cfg.no_store, resume=True, out_dir=str(out_dir),
+                                  suites=list(cfg.suites or saved.suites),
                                   betas=tuple(saved.betas))
         run_name = ckpt["run_name"]
     else:

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import torch
 
+from lambdascope.metrics import shape_histogram
 from lambdascope.spans import char_to_token_span
-from lambdascope.traces import TraceResult, TraceValidator, read_traces
+from lambdascope.traces import TraceResult, TraceValidator, read_traces, unique_traces
 
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 ALPHABET = "λ.() " + string.ascii_lowercase + string.digits  # every character of canonical printing
@@ -221,6 +222,7 @@ def load_dataset(paths: list[Path], vocab: Vocab, *, val_frac: float = 0.02, eva
     eval_candidates: list[tuple[float, TraceResult]] = []
     eval_seen: set[str] = set()
     counts: Counter[str] = Counter()
+    train_steps: list[int] = []  # steps_total of each training trace
     for tr in read_traces(paths, v, progress=progress):
         if not tr.records:
             continue
@@ -246,6 +248,8 @@ def load_dataset(paths: list[Path], vocab: Vocab, *, val_frac: float = 0.02, eva
             continue
         for r in tr.records:
             target.add(vocab, r.term, r.span, ident)
+        if split == "train":
+            train_steps.append(tr.records[0].steps_total)
     eval_candidates.sort(key=lambda c: c[0])
     chosen = [tr for _, tr in eval_candidates[:eval_traces]]
     invalid = v.lines - v.valid_records
@@ -264,5 +268,37 @@ def load_dataset(paths: list[Path], vocab: Vocab, *, val_frac: float = 0.02, eva
         "eval_traces": len(chosen),
         "eval_examples": sum(len(t.records) for t in chosen),
         **dict(counts),
+        # the training data's shape: term length (code points) per example, steps per trace
+        "train_shape": {"length": shape_histogram([len(b) - 2 for b in train.ids]),
+                        "steps": shape_histogram(train_steps)},
     }
     return Dataset(vocab, train, val, chosen, v, report)
+
+
+@dataclass
+class Suite:
+    """An evaluation suite as read: its complete traces (one per identity), in file order."""
+
+    name: str
+    file: str
+    traces: list[TraceResult]
+    problems: list
+    steps: int  # records of its traces
+
+
+def load_suite(name: str, path: Path, max_invalid: float) -> Suite:
+    """Read and validate a suite file like training data (``read_traces``); ConfigError, naming
+    the file and line of its first problems, when more than ``max_invalid`` of its records are
+    invalid or no trace is complete. Only complete traces are kept (evaluated whole)."""
+    from .config import ConfigError
+
+    v = TraceValidator()
+    traces = unique_traces(tr for tr in read_traces([path], v) if tr.complete and tr.records)
+    first = "; ".join(str(p) for p in v.problems[:3])
+    invalid = v.lines - v.valid_records
+    if v.lines and invalid / v.lines > max_invalid:
+        raise ConfigError(f"suite {name}: {invalid} of {v.lines} records of {path} are invalid, above "
+                          f"{{max_invalid}} {100 * max_invalid:.2f}%: {first}")
+    if not traces:
+        raise ConfigError(f"suite {name}: {path} has no complete trace" + (f": {first}" if first else ""))
+    return Suite(name, str(path), traces, list(v.problems), sum(len(t.records) for t in traces))

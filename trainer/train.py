@@ -23,6 +23,7 @@ import torch
 
 from lambdascope.progress import progress_bar
 from lambdascope.store import open_store, resolve_db_url, utcnow
+from lambdascope.suites import parse_suite_arg
 from lambdascope.traces import eval_set_name, expand_data_paths
 from lambdascope.vocabulary import EVAL_POINT_METRICS, RunStatus
 from lambdascope.writer import NullWriter, RunExistsError, StoreWriter, labelled_identities
@@ -31,7 +32,7 @@ from . import distributed
 from .checkpoints import (CHECKPOINT_FORMAT, checkpoint_files, checkpoint_path, remove_stale_temporaries,
                           save_checkpoint)
 from .config import ConfigError, Resolved, TrainConfig, TrainError, resolve_config
-from .data import BatchStream, Vocab, collate, load_dataset, make_batches
+from .data import BatchStream, Suite, Vocab, collate, load_dataset, load_suite, make_batches
 from .evaluate import evaluate
 from .model import ModelConfig, SpanModel, span_loss
 from .peak import read_peak
@@ -88,18 +89,20 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
     resolved = resolve_config(cfg)
     torch.set_num_threads(resolved.cfg.threads)
     paths = expand_data_paths(resolved.cfg.data)
+    suite_files = [(name, expand_data_paths([file])[0]) for name, file in map(parse_suite_arg, resolved.cfg.suites)]
     if resolved.cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("{device} cuda: CUDA is not available here")
     ddp, device = distributed.setup(resolved.cfg.device)  # one process, or one of torchrun's
     _QUIET = not ddp.is_main
     torch.manual_seed(resolved.cfg.seed)  # the model's initial weights
-    return Training(resolved, paths, ddp, device).run(on_step)
+    return Training(resolved, paths, ddp, device, suite_files).run(on_step)
 
 
 class Training:
     """One training session of a run, from its store row to its summary."""
 
-    def __init__(self, resolved: Resolved, paths: list[Path], ddp: distributed.Distributed, device: str):
+    def __init__(self, resolved: Resolved, paths: list[Path], ddp: distributed.Distributed, device: str,
+                 suite_files: list[tuple[str, Path]] = ()):
         self.cfg, self.ckpt = resolved.cfg, resolved.ckpt
         self.out_dir, self.run_name = resolved.out_dir, resolved.run_name
         self.every_kind, self.every = resolved.every_kind, resolved.every
@@ -120,6 +123,15 @@ class Training:
         self.eval_set_id: int | None = None
         self.example_ids: dict | None = None
         self.failure_recorded = False  # the run's row already says how it ended
+        # evaluation suites: read before the store is opened; each one's traces capped once, at
+        # the first evaluation (kept in every checkpoint, so a resumed run evaluates the same)
+        self.suite_files = list(suite_files)
+        self.suites: list[Suite] = []
+        self.suite_caps: dict[str, int] = dict(ckpt.get("suite_caps", {})) if ckpt else {}
+        self.suite_plan: dict | None = ckpt.get("suite_plan") if ckpt else None
+        self.suite_s = ckpt.get("suite_seconds", 0.0) if ckpt else 0.0
+        self.suite_sets: dict[str, tuple[int | None, dict | None]] = {}
+        self.report: dict = {}
         if ckpt:
             _say(f"resuming {ckpt['run_name']} from {checkpoint_files(self.out_dir)[-1]} (step {ckpt['step']})")
 
@@ -149,6 +161,96 @@ class Training:
         except RunExistsError as e:
             raise ConfigError(f"{e}: pass {{resume}} to continue it, or another {{run_name}}") from None
         return exclude
+
+    # -- evaluation suites ------------------------------------------------------------------------
+
+    def load_suites(self) -> None:
+        """Read and validate every suite file (ConfigError, naming file and line, before anything
+        is started)."""
+        for name, path in self.suite_files:
+            self.suites.append(load_suite(name, path, self.cfg.max_invalid))
+            _say(f"suite {name}: {len(self.suites[-1].traces):,} complete traces, "
+                 f"{self.suites[-1].steps:,} steps ({path})")
+
+    def suites_report(self) -> dict:
+        """``validation["suites"]``: each capped suite's file, traces and steps used of all."""
+        train_idents = set(self.data.train.traces) if hasattr(self, "data") else set()
+        out = {}
+        for s in self.suites:
+            if s.name in self.suite_caps:
+                used = s.traces[:self.suite_caps[s.name]]
+                out[s.name] = {"file": s.file, "traces": len(used), "of": len(s.traces),
+                               "steps": sum(len(t.records) for t in used), "of_steps": s.steps,
+                               "in_train": sum(t.identity in train_idents for t in used)}
+        return out
+
+    def plan_suites(self, seconds: float, tokens: int) -> None:
+        """Cap the suites not capped yet, once: the main evaluation took ``seconds`` for
+        ``tokens`` tokens; the budget (minutes, or steps at the speed so far) and the schedule
+        give the evaluations to come, and ``suite_share`` of the training time over them is the
+        suite tokens of one evaluation, shared among the suites (the smallest first; each gets
+        the first traces of its file that fit, at least one)."""
+        cfg = self.cfg
+        todo = [s for s in self.suites if s.name not in self.suite_caps]
+        if not todo:
+            return
+        if tokens == 0:  # no main evaluation set: time one suite trace instead
+            probe = todo[0].traces[:1]
+            t0 = time.perf_counter()
+            evaluate(self.predictor, probe)
+            seconds, tokens = time.perf_counter() - t0, _tokens(probe)
+        per_step = self.train_s / max(self.step, 1)
+        budget_s = cfg.minutes * 60 if cfg.minutes else cfg.steps * per_step
+        if self.every_kind == "steps":
+            n_evals = math.ceil((cfg.steps or budget_s / max(per_step, 1e-9)) / self.every)
+        else:
+            n_evals = math.ceil(budget_s / self.every)
+        n_evals = max(1, n_evals)
+        per_token = seconds / max(tokens, 1)
+        allowed = cfg.suite_share * budget_s / n_evals / per_token
+        left = allowed - sum(_tokens(s.traces[:self.suite_caps[s.name]]) for s in self.suites
+                             if s.name in self.suite_caps)
+        todo.sort(key=lambda s: _tokens(s.traces))
+        for i, s in enumerate(todo):
+            share = max(0.0, left) / (len(todo) - i)
+            k, used = 0, 0
+            for tr in s.traces:
+                t = _tokens([tr])
+                if k and used + t > share:
+                    break
+                k, used = k + 1, used + t
+            self.suite_caps[s.name], left = k, left - used
+        self.suite_plan = {"share": cfg.suite_share, "budget_seconds": round(budget_s, 3),
+                           "evaluations": n_evals, "seconds_per_token": per_token,
+                           "tokens_per_evaluation": int(allowed)}
+
+    def suite_eval_sets(self) -> None:
+        """The evaluation set of each capped suite's traces, made (or found) in the store."""
+        todo = [s for s in self.suites if s.name in self.suite_caps and s.name not in self.suite_sets]
+        if not todo:
+            return
+        sets = [(eval_set_name(s.traces[:self.suite_caps[s.name]]), f"suite {s.name}: {s.file}",
+                 s.traces[:self.suite_caps[s.name]]) for s in todo]
+        for s, ids in zip(todo, self.writer.eval_sets(sets)):
+            self.suite_sets[s.name] = ids
+        if self.run_id is not None:
+            self.report.update(suites=self.suites_report(), suite_cap=self.suite_plan)
+            self.writer.update_run(self.run_id, validation=self.report)
+
+    def evaluate_suite(self, s: Suite, step: int, path: Path) -> None:
+        """One suite's evaluation of the checkpoint at ``step``: a sibling row (``suite``) with
+        the suite's evaluation set, its predictions and rollouts."""
+        t0 = time.perf_counter()
+        es_id, ids = self.suite_sets[s.name]
+        ev = evaluate(self.predictor, s.traces[:self.suite_caps[s.name]], ids)
+        m = ev.metrics
+        m.update(suite=s.name, step=step, tokens=self.tokens, train_minutes=round(self.train_s / 60, 3))
+        if es_id is not None:
+            self.writer.evaluation(run_id=self.run_id, eval_set_id=es_id, step=step, path=str(path), metrics=m,
+                                   predictions=ev.predictions, rollouts=ev.rollouts, suite=s.name)
+        self.suite_s += time.perf_counter() - t0
+        _say(f"  suite {s.name:<12} exact {_pct(m['exact'])}  iou {m['mean_iou']:.4f}  "
+             f"rollout {_pct(m['rollout_success'])}  ({m['rollouts']} traces, {ev.seconds:.1f}s)")
 
     # -- data: validate, split, and stop early when too much of it is broken -------------------
 
@@ -183,9 +285,13 @@ class Training:
             failure = "no valid training records (all traces are in val/eval, labelled, or invalid)"
         eval_set = ((eval_set_name(data.eval_traces), ", ".join(map(str, paths)), data.eval_traces)
                     if data.eval_traces else None)
+        self.data, self.report = data, rep
+        if self.suite_caps:  # resumed: the suites as capped before
+            rep.update(suites=self.suites_report(), suite_cap=self.suite_plan)
         if self.run_id is not None:
             self.eval_set_id, self.example_ids = self.writer.record_data(
-                self.run_id, problems=data.validator.problems, report=rep,
+                self.run_id, problems=data.validator.problems + [p for s in self.suites for p in s.problems],
+                report=rep,
                 failure=TrainError(failure).worded() if failure else None, eval_set=eval_set)
             self.failure_recorded = failure is not None
         if failure:
@@ -279,6 +385,7 @@ class Training:
                 "run_id": self.run_id, "run_name": self.run_name, "step": self.step, "tokens": self.tokens,
                 "padded_tokens": self.padded, "train_seconds": self.train_s, "eval_seconds": self.eval_s,
                 "data_position": [self.stream.epoch, self.stream.index], "metrics": metrics or {},
+                "suite_caps": self.suite_caps, "suite_plan": self.suite_plan, "suite_seconds": self.suite_s,
                 "saved_at": time.time()}
 
     def run_evaluation(self) -> dict:
@@ -289,6 +396,9 @@ class Training:
         vl = self.val_loss()
         ev = evaluate(self.predictor, self.data.eval_traces, self.example_ids)
         m = ev.metrics
+        if self.suites:
+            self.plan_suites(ev.seconds, _tokens(self.data.eval_traces))
+            self.suite_eval_sets()
         m.update(val_loss=vl, step=step, tokens=self.tokens, train_minutes=round(train_s / 60, 3))
         path = checkpoint_path(self.out_dir, step).resolve()
         save_checkpoint(path, self.checkpoint_payload(m))
@@ -300,6 +410,8 @@ class Training:
             self.writer.evaluation(run_id=self.run_id, eval_set_id=self.eval_set_id, step=step, path=str(path),
                                    metrics=m, predictions=ev.predictions, rollouts=ev.rollouts,
                                    metric_points=points)
+        for s in self.suites:
+            self.evaluate_suite(s, step, path)
         self.eval_s += time.perf_counter() - t0
         _say(f"eval step {step:>6} @ {train_s / 60:5.1f} min: val loss {vl if vl is None else round(vl, 4)}  "
              f"exact {_pct(m['exact'])}  iou {m['mean_iou']:.4f}  nf F1 {_pct(m['nf_f1'])}  "
@@ -311,6 +423,8 @@ class Training:
     # -- the loop -------------------------------------------------------------------------------
 
     def run(self, on_step=None) -> dict:
+        if self.ddp.is_main:
+            self.load_suites()
         exclude = self.open_store()
         try:
             self.load_data(exclude)
@@ -323,6 +437,11 @@ class Training:
             remove_stale_temporaries(self.out_dir)
             if self.eval_set_id is not None and not self.writer.has_evaluation(self.run_id, self.step):
                 self.run_evaluation()  # killed between the save and its evaluation's commit
+            elif self.run_id is not None:  # or between the main evaluation's commit and a suite's
+                self.suite_eval_sets()
+                for s in self.suites:
+                    if s.name in self.suite_caps and not self.writer.has_evaluation(self.run_id, self.step, s.name):
+                        self.evaluate_suite(s, self.step, checkpoint_path(self.out_dir, self.step).resolve())
         self.start_tokens, self.start_train_s = self.tokens, self.train_s
         self.sum_len, self.n_batches = 0, 0
         final = self.loop(on_step)
@@ -473,7 +592,8 @@ class Training:
             "padding_fraction": self.padded / (tokens + self.padded) if tokens + self.padded else 0.0,
             "n_params": model.n_params(), "checkpoint": str(checkpoint_path(self.out_dir, step).resolve()),
             "metrics": final, "writer_busy_seconds": w.busy_seconds, "writer_cpu_seconds": w.cpu_seconds,
-            "written": w.written,
+            "written": w.written, "suites": self.suites_report(), "suite_plan": self.suite_plan,
+            "suite_minutes": self.suite_s / 60,
         }
         mfu_text = f"MFU {_pct(mfu)} of {peak / 1e9:.0f} GFLOP/s" if mfu else "MFU n/a (run bench/peak.py)"
         _say(f"done: {self.run_name}: {step} steps, {tokens / 1e6:.2f}M tokens, {train_s / 60:.1f} min training "
@@ -482,12 +602,21 @@ class Training:
              f"{mfu_text}; padding {_pct(summary['padding_fraction'])}\n"
              f"  final: exact {_pct(final['exact'])}, mean IoU {final['mean_iou']:.4f}, nf F1 {_pct(final['nf_f1'])}, "
              f"trace accuracy {_pct(final['trace_accuracy'])}, rollout success {_pct(final['rollout_success'])}\n"
-             f"  checkpoint {summary['checkpoint']}"
+             + (f"  suites: {self.suite_s:.1f}s evaluating = {_pct(self.suite_s / max(train_s, 1e-9))} of "
+                f"{train_s:.1f}s training (cap {_pct(self.cfg.suite_share)}); "
+                + ", ".join(f"{n} {r['traces']}/{r['of']} traces ({r['steps']} steps)"
+                            for n, r in summary["suites"].items()) + "\n" if self.suites else "")
+             + f"  checkpoint {summary['checkpoint']}"
              + (f"\n  store: run id {run_id}, {w.written['evaluations']} evaluations, "
                 f"{w.written['metric_points']} metric points (writer busy {w.busy_seconds:.1f}s, "
                 f"CPU {w.cpu_seconds:.1f}s)"
                 if run_id else ""))
         return summary
+
+
+def _tokens(traces) -> int:
+    """Tokens of every step of ``traces`` (a term and its BOS and EOS): what evaluation costs."""
+    return sum(len(r.term) + 2 for tr in traces for r in tr.records)
 
 
 class _Window:

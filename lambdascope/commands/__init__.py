@@ -16,7 +16,7 @@ from app.settings import SettingsError
 from lambdascope.numbers import NumberError
 from lambdascope.traces import TraceFileError
 
-from . import dashboard, data, demo, exchange, shrink, training
+from . import dashboard, data, demo, exchange, shrink, suites, training
 from .common import EXIT_USAGE, Parser, UsageError
 
 
@@ -26,6 +26,7 @@ def build_parser() -> Parser:
                "format, printing, spans and offsets, IoU) is docs/DESIGN.md.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
     data.register(sub)  # generate, check, db
+    suites.register(sub)  # suite make
     training.register(sub)  # train, evaluate
     exchange.register(sub)  # import, export
     dashboard.register(sub)  # serve, labels

@@ -63,22 +63,36 @@ def cmd_generate(args: argparse.Namespace) -> int:
         parse_shard(args.shard)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    if args.reference:
-        return write_traces(args.out, args.traces, seed=args.seed, max_steps=args.max_steps,
-                            max_len=args.max_len, min_steps=args.min_steps, shard=args.shard,
-                            family=args.family, min_len=args.min_len)
-    exe = find_generator()
-    if exe is None:
+    return run_generator(args.out, args.traces, threads=args.threads, seed=args.seed,
+                         max_steps=args.max_steps, max_len=args.max_len, min_steps=args.min_steps,
+                         min_len=args.min_len, family=args.family, shard=args.shard,
+                         reference=args.reference)
+
+
+def run_generator(out: str, traces: int, *, threads: int, seed: int, max_steps: int | None = None,
+                  max_len: int | None = None, min_steps: int | None = None, min_len: int | None = None,
+                  family: str | None = None, shard: str | None = None, reference: bool = False,
+                  fallback: bool = False, quiet: bool = False) -> int:
+    """Write ``traces`` traces to ``out`` with lambda-gen, or with the reference generator
+    (``reference``, or ``fallback`` when lambda-gen is not built): the same bytes either way.
+    Returns the generator's exit code; None options are the generator's defaults."""
+    exe = None if reference else find_generator()
+    if exe is None and not reference and not fallback:
         raise UsageError("lambda-gen is not built: run `make build` (or pass --reference to use "
                          "the slower Python generator)")
-    cmd = [str(exe), "generate", args.out, str(args.traces), str(args.threads), "--seed", str(args.seed)]
-    for flag, value in (("--max-steps", args.max_steps), ("--max-len", args.max_len),
-                        ("--min-steps", args.min_steps), ("--min-len", args.min_len),
-                        ("--family", args.family)):
+    if exe is None:
+        return write_traces(out, traces, seed=seed, max_steps=max_steps, max_len=max_len,
+                            min_steps=min_steps, shard=shard, family=family, min_len=min_len, quiet=quiet)
+    cmd = [str(exe), "generate", out, str(traces), str(threads), "--seed", str(seed)]
+    for flag, value in (("--max-steps", max_steps), ("--max-len", max_len),
+                        ("--min-steps", min_steps), ("--min-len", min_len),
+                        ("--family", family)):
         if value is not None:
             cmd += [flag, str(value)]
-    if args.shard:
-        cmd += ["--shard", args.shard]
+    if shard:
+        cmd += ["--shard", shard]
+    if quiet:
+        cmd.append("--quiet")
     return subprocess.call(cmd)
 
 

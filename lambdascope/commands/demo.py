@@ -15,6 +15,7 @@ from pathlib import Path
 from .common import UsageError, find_generator, port, positive_float, positive_int
 
 RUN_NAME = "demo"
+SUITES = ("longer", "church", "bool", "pairs", "combinators")  # evaluated beside the held-out set
 TRAINER_STOP_TIMEOUT_S = 60
 
 
@@ -36,6 +37,9 @@ def register(sub) -> None:
     d.add_argument("--port", type=port, default=8000, help="dashboard port (default 8000)")
     d.add_argument("--runs-dir", default="runs", help="store and checkpoints folder (default runs)")
     d.add_argument("--no-train", action="store_true", help="only serve what is in the store")
+    d.add_argument("--suite-size", type=positive_int, default=60,
+                   help=f"traces per evaluation suite ({', '.join(SUITES)}; default 60), made next to the data")
+    d.add_argument("--no-suites", action="store_true", help="evaluate the held-out set only")
     d.add_argument("train_args", nargs=argparse.REMAINDER, metavar="-- TRAIN_OPTIONS",
                    help="options passed on to `lambdascope train` (after --)")
     d.set_defaults(func=cmd_demo)
@@ -53,7 +57,23 @@ def _generate(path: Path, traces: int) -> None:
         raise SystemExit(r)
 
 
-def _start_trainer(args, data: Path, db_url: str, runs: Path, log_path: Path) -> subprocess.Popen:
+def _make_suites(data: Path, size: int) -> list[str]:
+    """The demo's suites next to its data (made once): ``--suite NAME=FILE`` values."""
+    from .suites import make_suite
+
+    out = []
+    for name in SUITES:
+        path = data.parent / f"{data.stem}-suite-{name}.jsonl"
+        if not (path.is_file() and path.stat().st_size > 0):
+            if not make_suite(name, path, size=size, threads=os.cpu_count() or 1, quiet=True):
+                raise SystemExit(1)
+        out.append(f"{name}={path}")
+    say(f"evaluation suites: {', '.join(SUITES)} ({data.parent}/{data.stem}-suite-*.jsonl)")
+    return out
+
+
+def _start_trainer(args, data: Path, db_url: str, runs: Path, log_path: Path,
+                   suites: list[str] = ()) -> subprocess.Popen:
     out_dir = runs / RUN_NAME
     resume = out_dir.is_dir() and any(out_dir.glob("*.pt"))
     peak = runs / "peak.json"
@@ -65,6 +85,8 @@ def _start_trainer(args, data: Path, db_url: str, runs: Path, log_path: Path) ->
     cmd = [sys.executable, "-m", "lambdascope.cli", "train", "--data", str(data), "--db", db_url,
            "--run-name", RUN_NAME, "--out-dir", str(out_dir), "--minutes", str(args.minutes),
            "--eval-every", args.eval_every, "--peak-file", str(peak)]
+    for suite in suites:
+        cmd += ["--suite", suite]
     if resume:
         cmd.append("--resume")
     cmd += [a for a in args.train_args if a != "--"]
@@ -139,7 +161,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     open_store(db_url)[0].dispose()
     proc = None
     if not args.no_train:
-        proc = _start_trainer(args, data, db_url, runs, runs / "demo-train.log")
+        suites = [] if args.no_suites else _make_suites(data, args.suite_size)
+        proc = _start_trainer(args, data, db_url, runs, runs / "demo-train.log", suites)
     settings = serve_settings(db_url, "127.0.0.1", None)
     config = uvicorn.Config(create_dashboard(settings), host="127.0.0.1", port=args.port, log_level="warning")
     server = uvicorn.Server(config)

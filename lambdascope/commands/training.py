@@ -20,6 +20,16 @@ def every(text: str) -> str:
     return text
 
 
+def suite_arg(text: str) -> str:
+    from lambdascope.suites import parse_suite_arg
+
+    try:
+        parse_suite_arg(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
+    return text
+
+
 def flag(field: str) -> str:
     """The flag of a TrainConfig field: run_name -> --run-name."""
     return "--" + field.replace("_", "-")
@@ -52,6 +62,13 @@ def register(sub) -> None:
                    "its --out-dir (or runs/--run-name)")
     t.add_argument("--out-dir", metavar="DIR", help="checkpoint folder (default runs/NAME)")
     t.add_argument("--no-store", action="store_true", help="record nothing in the store (checkpoint files only)")
+    t.add_argument("--suite", action="append", type=suite_arg, default=[], metavar="NAME=FILE", dest="suites",
+                   help="an evaluation suite (repeatable): every evaluation also evaluates the complete traces "
+                   "of FILE, stored as the checkpoint's suite NAME; make standard ones with `lambdascope suite "
+                   "make`. Kept by --resume")
+    t.add_argument("--suite-share", type=fraction, default=d.suite_share, metavar="FRACTION",
+                   help="suite evaluation takes at most this share of the training time: each suite is cut "
+                   "to its first traces that fit, decided once at the first evaluation (default 0.15)")
     t.add_argument("--seed", type=int, default=d.seed, help=f"model init and batch order (default {d.seed})")
     t.add_argument("--peak-file", default=d.peak_file, metavar="JSON",
                    help=f"the machine's measured matmul peak (measured once by `lambdascope demo`, or by "
@@ -97,7 +114,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         warmup_steps=args.warmup_steps, label_smoothing=args.label_smoothing, n_layer=args.n_layer,
         n_head=args.n_head, d_model=args.d_model, d_ff=args.d_ff,
         depth_embedding=not args.no_depth_embedding, eval_every=args.eval_every,
-        no_store=args.no_store, resume=args.resume, peak_file=args.peak_file)
+        no_store=args.no_store, resume=args.resume, peak_file=args.peak_file, suites=args.suites,
+        suite_share=args.suite_share)
     try:
         train(cfg)
     except TrainError as e:
