@@ -23,7 +23,7 @@ from sqlalchemy import select
 from lambdascope.store import Checkpoint
 
 from .comparison import Comparison, compute_comparison, compute_vector
-from .summaries import compute_checkpoint_summary, kind_counts
+from .summaries import compute_checkpoint_summary, generalisation_counts, kind_counts
 
 
 class Memo:
@@ -68,10 +68,12 @@ class Aggregates:
         self.comparisons = Memo(32)
         self.counts = Memo(4096)
         self.curves = Memo(512)
+        self.generalisation = Memo(256)  # small: counts by term length and trace length
         self.sparkline_metric: dict[int, str] = {}  # run id -> the metric its sparkline shows
 
     def clear(self) -> None:
-        for memo in (self.summaries, self.kinds, self.vectors, self.comparisons, self.counts, self.curves):
+        for memo in (self.summaries, self.kinds, self.vectors, self.comparisons, self.counts, self.curves,
+                     self.generalisation):
             memo.clear()
         self.sparkline_metric.clear()
 
@@ -84,6 +86,11 @@ class Aggregates:
     def kind_counts(self, session, ck: int, stamp: Hashable) -> dict[str, int]:
         """The checkpoint's predictions by error kind (``summaries.kind_counts``; read-only)."""
         return self.kinds.get((ck, stamp), lambda: kind_counts(session, ck))
+
+    def generalisation_counts(self, session, ck: int, stamp: Hashable) -> dict[str, dict[int, tuple[int, int]]]:
+        """The checkpoint's predictions and rollouts counted by term and trace length
+        (``summaries.generalisation_counts``; read-only)."""
+        return self.generalisation.get((ck, stamp), lambda: generalisation_counts(session, ck))
 
     def comparison(self, session, a: tuple[int, Hashable], b: tuple[int, Hashable]) -> Comparison:
         def compute() -> Comparison:

@@ -140,3 +140,80 @@ def stacked_shares(columns: Sequence[Sequence[int]], width: int = 560, height: i
     ticks = [{"y": round(top + h - t * h, 1), "label": f"{round(t * 100)}%"} for t in (0, 0.25, 0.5, 0.75, 1)]
     return {"width": width, "height": height, "left": left, "top": top, "plot_w": w, "plot_h": h,
             "bottom": top + h, "bars": bars, "y_ticks": ticks}
+
+
+# distinguishable on white and for most colour vision (Okabe-Ito, then Tableau); series i takes i
+SERIES_COLOURS = ("#222222", "#E69F00", "#0072B2", "#009E73", "#CC79A7", "#D55E00", "#56B4E9",
+                  "#8C564B", "#7F7F7F", "#BCBD22")
+
+
+def series_colour(i: int) -> str:
+    return SERIES_COLOURS[i % len(SERIES_COLOURS)]
+
+
+def multi_line_chart(series: Sequence[Sequence[Sequence[float]]], width: int = 420,
+                     height: int = 170) -> dict[str, Any]:
+    """One shared pair of axes for several curves ([[x, y], …] each): a polyline and dots per
+    series (``lines[i]``, empty for an empty series)."""
+    left, right, top, bottom = 44, 10, 8, 22
+    w, h = width - left - right, height - top - bottom
+    pts = [p for s in series for p in s]
+    out: dict[str, Any] = {"width": width, "height": height, "left": left, "top": top, "plot_w": w,
+                           "plot_h": h, "lines": [], "x_ticks": [], "y_ticks": []}
+    if not pts:
+        return out
+    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
+    y0, y1 = min(0.0, min(p[1] for p in pts)), max(1.0, max(p[1] for p in pts))
+    def px(x):
+        return left + (x - x0) / ((x1 - x0) or 1) * w
+    def py(y):
+        return top + h - (y - y0) / ((y1 - y0) or 1) * h
+    for s in series:
+        out["lines"].append({"line": " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in s),
+                             "dots": [{"x": round(px(x), 1), "y": round(py(y), 1), "step": x, "value": y}
+                                      for x, y in s]})
+    out["x_ticks"] = [{"x": round(px(t), 1), "label": fmt_tick(t)} for t in nice_ticks(x0, x1, 4) if x0 <= t <= x1]
+    out["y_ticks"] = [{"y": round(py(t), 1), "label": fmt_tick(t)} for t in nice_ticks(y0, y1, 3) if y0 <= t <= y1]
+    return out
+
+
+def generalisation_chart(panel: dict[str, Any], width: int = 460, height: int = 250) -> dict[str, Any]:
+    """A panel of the generalisation chart (``queries.generalisation_data``): the x axis is the
+    value (term length, trace length) itself, a bucket [lo, hi] covering [lo, hi + 1); each
+    series' rates as a line through its buckets' middles (y 0 to 1, above), the training
+    histogram as bars (below, its own scale), and ``shade``: the region from ``unseen_from``
+    (longer than anything in training) to the right edge, across both."""
+    left, right, top, bottom, gap, band = 44, 12, 16, 34, 10, 48
+    w = width - left - right
+    h = height - top - bottom - gap - band
+    train = panel.get("train") or []
+    ends = [b["hi"] + 1 for s in panel["series"] for b in s["buckets"]] + \
+        [b["hi"] + 1 for b in train if b["n"]] + \
+        ([panel["unseen_from"] + panel["width"]] if panel.get("unseen_from") is not None else [])
+    x1 = max(ends, default=1)
+    x0 = 0
+    def px(x):
+        return left + (x - x0) / ((x1 - x0) or 1) * w
+    def py(y):
+        return top + h - y * h
+    band_top = top + h + gap
+    lines = []
+    for s in panel["series"]:
+        pts = [((b["lo"] + b["hi"] + 1) / 2, b["rate"], b) for b in s["buckets"] if b["rate"] is not None]
+        lines.append({"colour": series_colour(s["colour"]), "title": s["title"],
+                      "line": " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y, _ in pts),
+                      "dots": [{"x": round(px(x), 1), "y": round(py(y), 1), "b": b} for x, y, b in pts]})
+    top_n = max((b["n"] for b in train), default=0) or 1
+    bars = [{"x": round(px(b["lo"]), 1), "w": round(max(0.5, px(b["hi"] + 1) - px(b["lo"]) - 0.5), 1),
+             "y": round(band_top + band - b["n"] / top_n * band, 1), "h": round(b["n"] / top_n * band, 1),
+             "b": b} for b in train if b["n"]]
+    shade = None
+    if panel.get("unseen_from") is not None and panel["unseen_from"] < x1:
+        sx = px(panel["unseen_from"])
+        shade = {"x": round(sx, 1), "w": round(left + w - sx, 1), "y": top, "h": band_top + band - top,
+                 "from": panel["unseen_from"], "max": panel["train_max"]}
+    return {"width": width, "height": height, "left": left, "top": top, "plot_w": w, "plot_h": h,
+            "band_top": band_top, "band_h": band, "bottom": band_top + band, "lines": lines, "bars": bars,
+            "shade": shade, "train_top": top_n,
+            "x_ticks": [{"x": round(px(t), 1), "label": fmt_tick(t)} for t in nice_ticks(x0, x1, 5) if x0 <= t <= x1],
+            "y_ticks": [{"y": round(py(t), 1), "label": f"{round(t * 100)}%"} for t in (0, 0.5, 1)]}

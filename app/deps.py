@@ -125,7 +125,7 @@ Now = Annotated[dt.datetime, Depends(get_now)]
 
 
 async def get_example_filter(
-    request: Request, ck: str | None = None, correct: str | None = None, iou_min: str | None = None,
+    request: Request, ck: str | None = None, suite: str | None = None, correct: str | None = None, iou_min: str | None = None,
     iou_max: str | None = None, nf: str | None = None, pred_nf: str | None = None,
     len_min: str | None = None, len_max: str | None = None, togo_min: str | None = None,
     togo_max: str | None = None, labelled: str | None = None, q: str | None = None,

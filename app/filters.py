@@ -18,7 +18,7 @@ from lambdascope.vocabulary import ERROR_KIND_TITLES, ERROR_KINDS
 
 from .errors import BadRequest
 from .paging import FLOAT_KEY, INT_KEY, Cursor
-from .params import MAX_ID, number
+from .params import MAX_ID, number, opt_suite
 from .sql import GOLD_NF_SQL, LABELLED_SQL, PRED_NF_SQL, TOGO_SQL, join_kw
 
 MAX_TERM_QUERY = 200  # characters of a term substring
@@ -60,6 +60,7 @@ SORTS: dict[str, Sort] = {
 @dataclass(frozen=True)
 class ExampleFilter:
     ck: int | None = None
+    suite: str = ""  # "" the checkpoint itself; a suite's name: its sibling row of that suite
     correct: str = ""  # "" | "right" | "wrong"
     kind: tuple[str, ...] = ()  # error kinds, any of them (in ERROR_KINDS order); () = any kind
     iou_min: float | None = None  # inclusive
@@ -251,7 +252,7 @@ def parse_filter(args: Mapping[str, Any]) -> ExampleFilter:
             decode_cursor(cursor, SORTS[sort])
     limit = _int(args, "limit", 1, max(PAGE_SIZES))
     return ExampleFilter(
-        ck=_int(args, "ck", 1), correct="" if correct == "any" else correct, kind=kind,
+        ck=_int(args, "ck", 1), suite=opt_suite(args.get("suite")) or "", correct="" if correct == "any" else correct, kind=kind,
         iou_min=iou_min, iou_max=iou_max, nf=_tristate(args, "nf"),
         pred_nf=_tristate(args, "pred_nf"), len_min=len_min, len_max=len_max,
         togo_min=togo_min, togo_max=togo_max, labelled=_tristate(args, "labelled"), q=q,

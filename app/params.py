@@ -52,3 +52,18 @@ def check_identity(identity: str) -> str:
     if not IDENTITY.fullmatch(identity):
         raise BadRequest("a trace identity is 1 to 32 letters, digits, '-' or '_'")
     return identity
+
+
+SUITE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def opt_suite(value: str | None, name: str = "suite") -> str | None:
+    """An optional evaluation suite's name (``checkpoints.suite``): empty means the run's own
+    evaluation set; anything else is 1 to 64 letters, digits, '.', '-' or '_'."""
+    if unset(value):
+        return None
+    value = value.strip()
+    if not SUITE.fullmatch(value):
+        raise BadRequest(f"{name}: a suite name is 1 to 64 letters, digits, '.', '-' or '_' "
+                         f"(starting with a letter or digit), got {value[:70]!r}")
+    return value

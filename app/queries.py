@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import replace
 from typing import Any, Mapping
 
 from sqlalchemy import and_, bindparam, func, or_, select, text
@@ -17,7 +18,7 @@ from lambdascope.store import Checkpoint, DataProblem, Example, Label, MetricPoi
 from lambdascope.terms import ParseError, parse, redex_span
 from lambdascope.vocabulary import (ERROR_KINDS, EVAL_CURVES, SPARKLINE_METRICS, SUMMARY_METRICS, RunStatus,
                                     iou_bins, metric_order, metric_title)
-from lambdascope.vocabulary import effective_status, last_heard
+from lambdascope.vocabulary import effective_status, last_heard, length_bucket_width
 
 from .cache import Aggregates
 from .comparison import COMPARE_KINDS
@@ -43,12 +44,14 @@ def finite(x: Any) -> Any:
 
 def checkpoint_label(ck: Mapping[str, Any]) -> str:
     base = f"{ck['run_name']} @ step {ck['step']}"
+    if ck.get("suite"):
+        base += f" · suite {ck['suite']}"
     return f"{ck['name']} ({base})" if ck.get("name") else base
 
 
 CK_COLUMNS = (Checkpoint.id, Checkpoint.run_id, Checkpoint.eval_set_id, Checkpoint.step,
               Checkpoint.path, Checkpoint.name, Checkpoint.created_at, Checkpoint.metrics,
-              Run.name.label("run_name"), Run.status.label("run_status"))
+              Checkpoint.suite, Run.name.label("run_name"), Run.status.label("run_status"))
 
 
 def _ck_dict(row) -> dict[str, Any]:
@@ -68,11 +71,50 @@ def get_checkpoint(ck: int, *, session) -> dict[str, Any]:
     return _ck_dict(row)
 
 
-def checkpoints_of_eval_set(eval_set_id: int, *, session) -> list[dict[str, Any]]:
-    """Every checkpoint evaluated on an evaluation set, newest first (for pickers)."""
+MAIN = Checkpoint.suite.is_(None)  # a run's own evaluation, not a suite's sibling row
+
+
+def _same_suite(suite: str | None):
+    return MAIN if suite is None else Checkpoint.suite == suite
+
+
+def resolve_checkpoint(ck_id: int, suite: str | None, *, session) -> dict[str, Any]:
+    """Checkpoint ``ck_id``, or with ``suite`` its sibling row evaluated on that suite (the same
+    run, step and path; ``store.write_evaluation(suite=…)``): a 404 naming the suites there are
+    when it has none of that name."""
+    ck = get_checkpoint(ck_id, session=session)
+    if suite is None or suite == ck["suite"]:
+        return ck
+    row = session.execute(select(*CK_COLUMNS).join(Run, Run.id == Checkpoint.run_id).where(
+        Checkpoint.run_id == ck["run_id"], Checkpoint.step == ck["step"], Checkpoint.path == ck["path"],
+        Checkpoint.suite == suite).order_by(Checkpoint.id.desc()).limit(1)).first()
+    if row is None:
+        names = sorted(n for n in suite_rows(ck, session=session) if n is not None)
+        have = f"its suites: {', '.join(names)}" if names else "it was evaluated on no suite"
+        raise NotFound(f"checkpoint {ck_id} ({ck['run_name']} @ step {ck['step']}) has no "
+                       f"evaluation on suite {suite!r}; {have}")
+    return _ck_dict(row)
+
+
+def suite_rows(ck: Mapping[str, Any], *, session) -> dict[str | None, int]:
+    """{suite (None: the run's own set): checkpoint id} of the rows of ``ck``'s run, step and
+    path: the checkpoint's evaluations (the newest row of each suite)."""
+    rows = session.execute(select(Checkpoint.suite, func.max(Checkpoint.id)).where(
+        Checkpoint.run_id == ck["run_id"], Checkpoint.step == ck["step"],
+        Checkpoint.path == ck["path"]).group_by(Checkpoint.suite)).all()
+    out = {s: i for s, i in rows}
+    out.setdefault(ck["suite"], ck["id"])
+    out[ck["suite"]] = ck["id"]
+    return out
+
+
+def checkpoints_of_eval_set(eval_set_id: int, *, session, suite: str | None = None) -> list[dict[str, Any]]:
+    """Every checkpoint evaluated on an evaluation set, newest first (for pickers): the main
+    rows, or with ``suite`` the rows of that suite."""
     rows = session.execute(
-        select(Checkpoint.id, Checkpoint.step, Checkpoint.name, Run.name.label("run_name"))
-        .join(Run, Run.id == Checkpoint.run_id).where(Checkpoint.eval_set_id == eval_set_id)
+        select(Checkpoint.id, Checkpoint.step, Checkpoint.name, Checkpoint.suite, Run.name.label("run_name"))
+        .join(Run, Run.id == Checkpoint.run_id)
+        .where(Checkpoint.eval_set_id == eval_set_id, _same_suite(suite))
         .order_by(Checkpoint.id.desc())).all()
     return [{"id": r.id, "label": checkpoint_label(r._mapping)} for r in rows]
 
@@ -80,14 +122,14 @@ def checkpoints_of_eval_set(eval_set_id: int, *, session) -> list[dict[str, Any]
 def all_checkpoints(*, session) -> list[dict[str, Any]]:
     rows = session.execute(
         select(Checkpoint.id, Checkpoint.step, Checkpoint.name, Checkpoint.eval_set_id,
-               Run.name.label("run_name")).join(Run, Run.id == Checkpoint.run_id)
+               Run.name.label("run_name")).join(Run, Run.id == Checkpoint.run_id).where(MAIN)
         .order_by(Checkpoint.id.desc())).all()
     return [{"id": r.id, "eval_set_id": r.eval_set_id, "label": checkpoint_label(r._mapping)}
             for r in rows]
 
 
 def latest_checkpoint_id(*, session) -> int | None:
-    return session.scalar(select(func.max(Checkpoint.id)))
+    return session.scalar(select(func.max(Checkpoint.id)).where(MAIN))
 
 
 def summary(ck: dict[str, Any], *, session, cache: Aggregates) -> dict[str, Any]:
@@ -161,9 +203,10 @@ def runs_data(*, session, cache: Aggregates, now: dt.datetime | None = None) -> 
     runs = session.execute(select(Run.id, Run.name, Run.status, Run.started_at, Run.updated_at,
                                   Run.finished_at, Run.message, Run.eval_set_id, Run.heartbeat_at)
                            .order_by(Run.id.desc())).all()
-    counts = dict(session.execute(select(Checkpoint.run_id, func.count())
+    counts = dict(session.execute(select(Checkpoint.run_id, func.count()).where(MAIN)
                                   .group_by(Checkpoint.run_id)).all())
-    latest_ids = session.scalars(select(func.max(Checkpoint.id)).group_by(Checkpoint.run_id)).all()
+    latest_ids = session.scalars(select(func.max(Checkpoint.id)).where(MAIN)
+                                 .group_by(Checkpoint.run_id)).all()
     latest = {}
     if latest_ids:
         for row in session.execute(select(*CK_COLUMNS).join(Run, Run.id == Checkpoint.run_id)
@@ -200,7 +243,8 @@ def run_data(run_id: int, *, session, cache: Aggregates, problems_reason: str | 
         raise NotFound(f"no run {run_id}")
     cks = session.execute(select(*CK_COLUMNS).join(Run, Run.id == Checkpoint.run_id)
                           .where(Checkpoint.run_id == run_id).order_by(Checkpoint.step, Checkpoint.id)).all()
-    checkpoints = [_ck_dict(r) for r in cks]
+    all_rows = [_ck_dict(r) for r in cks]
+    checkpoints = [ck for ck in all_rows if ck["suite"] is None]
     names = [n for n, in session.execute(
         select(MetricPoint.name).where(MetricPoint.run_id == run_id).group_by(MetricPoint.name))]
     curves = {name: metric_series(run_id, name, session=session, cache=cache) for name in names}
@@ -238,6 +282,7 @@ def run_data(run_id: int, *, session, cache: Aggregates, problems_reason: str | 
                 "eval_set_id": run.eval_set_id} | alive,
         "live": run.status == RunStatus.RUNNING,  # the page polls (lost too: it sees a resume)
         "curves": [{"name": n, "title": metric_title(n), "points": curves[n]} for n in ordered],
+        "suite_curves": suite_curves(all_rows),
         "checkpoints": [{k: ck[k] for k in ("id", "step", "name", "created_at", "metrics", "label")}
                         for ck in checkpoints],
         "kinds_by_checkpoint": kinds,
@@ -252,17 +297,63 @@ def run_data(run_id: int, *, session, cache: Aggregates, problems_reason: str | 
 # Checkpoint
 
 
-def checkpoint_data(ck_id: int, *, session, cache: Aggregates) -> dict[str, Any]:
-    ck = get_checkpoint(ck_id, session=session)
+def checkpoint_data(ck_id: int, *, session, cache: Aggregates, suite: str | None = None) -> dict[str, Any]:
+    """Checkpoint ``ck_id``'s page, or with ``suite`` its sibling row's of that suite."""
+    return checkpoint_view(resolve_checkpoint(ck_id, suite, session=session), session=session, cache=cache)
+
+
+def suite_picker(ck: Mapping[str, Any], *, session) -> list[dict[str, Any]]:
+    """The checkpoint's evaluations (the run's own set first, then each suite by name), each
+    with the address that shows it: ``/checkpoints/MAIN?suite=NAME`` (the row itself when the
+    run's own row is missing)."""
+    rows = suite_rows(ck, session=session)
+    base = rows.get(None, ck["id"])
+    out = []
+    for name in sorted(rows, key=lambda n: (n is not None, n or "")):
+        href = f"/checkpoints/{base}" if name is None else (
+            f"/checkpoints/{base}?suite={name}" if None in rows else f"/checkpoints/{rows[name]}")
+        out.append({"suite": name, "title": name or "main set", "id": rows[name], "href": href,
+                    "current": rows[name] == ck["id"]})
+    return out
+
+
+SUITE_CURVES = ("exact", "rollout_success")  # the metrics drawn per suite on a run's page
+
+
+def suite_curves(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each of ``SUITE_CURVES``, one series per suite (the run's own set first, as
+    ``suite`` None, then the suites by name) of [step, value] from the rows' metrics; empty
+    when the run has no suite rows."""
+    suites = sorted({r["suite"] for r in rows if r["suite"] is not None})
+    if not suites:
+        return []
+    out = []
+    for name in SUITE_CURVES:
+        series = []
+        for i, suite in enumerate([None] + suites):
+            points = [[r["step"], r["metrics"][name]] for r in rows if r["suite"] == suite
+                      and isinstance(r["metrics"].get(name), (int, float))
+                      and not isinstance(r["metrics"][name], bool) and math.isfinite(r["metrics"][name])]
+            series.append({"suite": suite, "title": suite or "main set", "colour": i,
+                           "points": sorted(points)})
+        out.append({"name": name, "title": metric_title(name), "series": series})
+    return out
+
+
+def checkpoint_view(ck: dict[str, Any], *, session, cache: Aggregates) -> dict[str, Any]:
+    """The checkpoint page of a row (a main row or a suite's sibling): its summary, the
+    previous and next rows of the same suite in its run, and the suite picker."""
     s = summary(ck, session=session, cache=cache)
     siblings = session.execute(select(Checkpoint.id, Checkpoint.step).where(
-        Checkpoint.run_id == ck["run_id"]).order_by(Checkpoint.step, Checkpoint.id)).all()
+        Checkpoint.run_id == ck["run_id"], _same_suite(ck["suite"]))
+        .order_by(Checkpoint.step, Checkpoint.id)).all()
     ids = [r.id for r in siblings]
     i = ids.index(ck["id"])
     return {
         "checkpoint": {k: ck[k] for k in ("id", "run_id", "run_name", "eval_set_id", "step", "path",
-                                           "name", "created_at", "metrics", "label")},
+                                           "name", "created_at", "metrics", "label", "suite")},
         "summary": s,
+        "suites": suite_picker(ck, session=session),
         "previous_id": ids[i - 1] if i > 0 else None,
         "next_id": ids[i + 1] if i + 1 < len(ids) else None,
     }
@@ -294,7 +385,9 @@ def count_examples(f: ExampleFilter, stamp: Any, *, session, cache: Aggregates) 
 def examples_data(f: ExampleFilter, *, session, cache: Aggregates) -> dict[str, Any]:
     if f.ck is None:
         raise BadRequest("ck: choose a checkpoint")
-    ck = get_checkpoint(f.ck, session=session)
+    ck = resolve_checkpoint(f.ck, f.suite or None, session=session)
+    if f.suite or ck["id"] != f.ck:  # the suite's own row, named by its id from here on
+        f = replace(f, ck=ck["id"], suite="")
     sort = SORTS[f.sort]
     sql, params, reverse = list_sql(f, session.get_bind().dialect.name, ck["eval_set_id"])
     rows = [dict(r._mapping) for r in session.execute(text(sql), params)]
@@ -318,11 +411,11 @@ def examples_data(f: ExampleFilter, *, session, cache: Aggregates) -> dict[str, 
     all_rows = count_examples(ExampleFilter(ck=ck["id"]), ck["created_at"], session=session,
                               cache=cache)
     return {
-        "checkpoint": {k: ck[k] for k in ("id", "label", "eval_set_id", "step", "run_id")},
+        "checkpoint": {k: ck[k] for k in ("id", "label", "eval_set_id", "step", "run_id", "suite")},
         "filter": f.params(), "sort": f.sort, "kind_help": KIND_HELP, "error_kinds": ERROR_KINDS,
         "total": total, "checkpoint_total": all_rows,
         "rows": rows, "next": cursors["next"], "prev": cursors["prev"],
-        "checkpoints": checkpoints_of_eval_set(ck["eval_set_id"], session=session),
+        "checkpoints": checkpoints_of_eval_set(ck["eval_set_id"], session=session, suite=ck["suite"]),
     }
 
 
@@ -337,8 +430,10 @@ def _true_span(term: str) -> tuple[int, int] | None:
         return None
 
 
-def trace_data(identity: str, *, session, ck_id: int | None = None) -> dict[str, Any]:
-    ck = get_checkpoint(ck_id, session=session) if ck_id is not None else None
+def trace_data(identity: str, *, session, ck_id: int | None = None, suite: str | None = None) -> dict[str, Any]:
+    if ck_id is None and suite is not None:
+        raise BadRequest("suite: give the checkpoint too (ck), whose suite row to show")
+    ck = resolve_checkpoint(ck_id, suite, session=session) if ck_id is not None else None
     if ck is not None:
         es = ck["eval_set_id"]
     else:
@@ -397,11 +492,11 @@ def trace_data(identity: str, *, session, ck_id: int | None = None) -> dict[str,
     return {
         "identity": identity, "trace_id": ex_rows[0].trace_id, "eval_set_id": es,
         "steps_total": ex_rows[0].steps_total,
-        "checkpoint": None if ck is None else {k: ck[k] for k in ("id", "label", "run_id", "step")},
+        "checkpoint": None if ck is None else {k: ck[k] for k in ("id", "label", "run_id", "step", "suite")},
         "steps": steps, "rollout": rollout,
         "labels": [dict(lb._mapping) for lb in labels],
         "prev_trace": prev_t, "next_trace": next_t,
-        "checkpoints": checkpoints_of_eval_set(es, session=session),
+        "checkpoints": checkpoints_of_eval_set(es, session=session, suite=ck["suite"] if ck else None),
     }
 
 
@@ -452,7 +547,8 @@ def _one_kind(value: str | None, name: str) -> str | None:
 
 def compare_data(a_id: int, b_id: int, *, session, cache: Aggregates, kind: str | None = None,
                  order: str = "change", after: str | None = None, limit: int = 25,
-                 kind_a: str | None = None, kind_b: str | None = None) -> dict[str, Any]:
+                 kind_a: str | None = None, kind_b: str | None = None,
+                 suite: str | None = None) -> dict[str, Any]:
     """The comparison of checkpoints A and B, and one page of the list ``kind`` (of change:
     ``COMPARE_KINDS``; by default the regressions, or every example when an error kind is
     asked for), only the examples of error kind ``kind_a`` at A and ``kind_b`` at B if given
@@ -464,8 +560,8 @@ def compare_data(a_id: int, b_id: int, *, session, cache: Aggregates, kind: str 
         raise BadRequest(f"kind: expected one of {', '.join(COMPARE_KINDS)}, got {kind!r}")
     if order not in ("change", "-change"):
         raise BadRequest(f"order: expected 'change' or '-change', got {order!r}")
-    a = get_checkpoint(a_id, session=session)
-    b = get_checkpoint(b_id, session=session)
+    a = resolve_checkpoint(a_id, suite, session=session)  # with a suite: both on that suite
+    b = resolve_checkpoint(b_id, suite, session=session)
     if a["eval_set_id"] != b["eval_set_id"]:
         raise BadRequest(f"checkpoints {a_id} and {b_id} were evaluated on different evaluation "
                          "sets; pick two of the same set")
@@ -500,9 +596,10 @@ def compare_data(a_id: int, b_id: int, *, session, cache: Aggregates, kind: str 
     sb = summary(b, session=session, cache=cache)
     nxt = COMPARE_CURSOR.encode(page[-1][0], page[-1][1]) if page and more else None
     return {
-        "a": {k: a[k] for k in ("id", "label", "step")} | {"exact_rate": sa["exact_rate"],
+        "suite": suite,
+        "a": {k: a[k] for k in ("id", "label", "step", "suite")} | {"exact_rate": sa["exact_rate"],
                                                            "mean_iou": sa["mean_iou"]},
-        "b": {k: b[k] for k in ("id", "label", "step")} | {"exact_rate": sb["exact_rate"],
+        "b": {k: b[k] for k in ("id", "label", "step", "suite")} | {"exact_rate": sb["exact_rate"],
                                                            "mean_iou": sb["mean_iou"]},
         "counts": cmp.counts(), "kind": kind, "order": order, "after": after,
         "kind_a": kind_a, "kind_b": kind_b, "listed": len(cmp.positions(kind, kind_a, kind_b)),
@@ -511,19 +608,19 @@ def compare_data(a_id: int, b_id: int, *, session, cache: Aggregates, kind: str 
         "histograms": [{"lo": lo, "hi": hi, "a": ha["n"], "b": hb["n"]}
                        for (lo, hi), ha, hb in zip(iou_bins(), sa["iou_histogram"], sb["iou_histogram"])],
         "rows": rows, "next": nxt,
-        "checkpoints": checkpoints_of_eval_set(a["eval_set_id"], session=session),
+        "checkpoints": checkpoints_of_eval_set(a["eval_set_id"], session=session, suite=a["suite"]),
     }
 
 
 def default_compare_pair(*, session) -> tuple[int, int] | None:
     """The latest checkpoint and the one before it in its run."""
-    b = session.execute(select(Checkpoint.id, Checkpoint.run_id, Checkpoint.step)
+    b = session.execute(select(Checkpoint.id, Checkpoint.run_id, Checkpoint.step).where(MAIN)
                         .order_by(Checkpoint.id.desc()).limit(1)).first()
     if b is None:
         return None
     a = session.scalar(select(Checkpoint.id).where(
         Checkpoint.run_id == b.run_id, Checkpoint.eval_set_id == select(Checkpoint.eval_set_id)
-        .where(Checkpoint.id == b.id).scalar_subquery(), Checkpoint.id != b.id)
+        .where(Checkpoint.id == b.id).scalar_subquery(), Checkpoint.id != b.id, MAIN)
         .order_by(Checkpoint.step.desc(), Checkpoint.id.desc()).limit(1))
     return (a, b.id) if a is not None else None
 
@@ -558,3 +655,83 @@ def labels_data(*, session, category: str | None = None, after: str | None = Non
     return {"labels": [dict(r._mapping) for r in rows], "counts": counts, "category": category,
             "total": sum(counts.values()), "after": after, "limit": limit,
             "next": LABELS_CURSOR.encode(last.created_at, last.id) if last is not None else None}
+
+
+# ---------------------------------------------------------------------------------------------
+# Generalisation: a checkpoint's suites by term length and trace length, against the training data
+
+
+NO_TRAIN_SHAPE = ("this run did not record the shape of its training data (run.validation.train_shape), "
+                  "so the training histogram and where extrapolation begins are not shown")
+
+
+def _train_histogram(shape: Any) -> dict[str, Any] | None:
+    """One histogram of ``run.validation["train_shape"]`` ({width, counts, max}) checked, or None."""
+    if not isinstance(shape, dict):
+        return None
+    width, counts, top = shape.get("width"), shape.get("counts"), shape.get("max")
+    if not (isinstance(width, int) and not isinstance(width, bool) and width >= 1 and isinstance(counts, list)
+            and all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)):
+        return None
+    top = top if isinstance(top, int) and not isinstance(top, bool) and top >= 0 else None
+    return {"width": width, "max": top,
+            "bins": [{"lo": i * width, "hi": i * width + width - 1, "n": c} for i, c in enumerate(counts)]}
+
+
+def _bucketed(counts: Mapping[int, tuple[int, int]], width: int) -> list[dict[str, Any]]:
+    buckets: dict[int, list[int]] = {}
+    for value, (n, hits) in counts.items():
+        b = buckets.setdefault(value // width, [0, 0])
+        b[0] += n
+        b[1] += hits
+    return [{"lo": i * width, "hi": i * width + width - 1, "n": n, "hits": hits, "rate": hits / n if n else None}
+            for i, (n, hits) in sorted(buckets.items())]
+
+
+GENERALISATION_PANELS = (  # name, title, counts key, training histogram, x axis, what a hit is
+    ("exact_by_length", "exact match by term length", "length", "length", "term length (code points)", "exact"),
+    ("exact_by_steps", "exact match by trace length", "steps", "steps", "trace length (steps to normal form)",
+     "exact"),
+    ("rollout_by_steps", "rollout success by trace length", "rollout_steps", "steps",
+     "trace length (steps to normal form)", "success"),
+)
+
+
+def generalisation_data(ck_id: int, *, session, cache: Aggregates, suite: str | None = None) -> dict[str, Any]:
+    """The generalisation chart of a checkpoint: for every evaluation of its step (the run's own
+    set and each suite, one series each), exact match by term length (bucketed) and by trace
+    length (``steps_total``), and rollout success by trace length, each bucket's counts from
+    grouped queries over the predictions (``cache.Aggregates.generalisation_counts``); under
+    each, the training data's histogram of the same (``run.validation["train_shape"]``) and
+    ``unseen_from``, the first value longer than any in training, where the chart shades."""
+    ck = resolve_checkpoint(ck_id, suite, session=session)
+    rows = suite_rows(ck, session=session)
+    names = sorted(rows, key=lambda n: (n is not None, n or ""))
+    cks = {n: get_checkpoint(rows[n], session=session) for n in names}
+    counts = {n: cache.generalisation_counts(session, c["id"], c["created_at"]) for n, c in cks.items()}
+    validation = session.scalar(select(Run.validation).where(Run.id == ck["run_id"]))
+    shape = validation.get("train_shape") if isinstance(validation, dict) else None
+    train = {k: _train_histogram(shape.get(k)) for k in ("length", "steps")} if isinstance(shape, dict) else {}
+    panels = []
+    for name, title, key, train_key, axis, hit in GENERALISATION_PANELS:
+        hist = train.get(train_key)
+        if hist is not None:
+            width = hist["width"]
+        elif key == "length":
+            width = length_bucket_width(max((v for c in counts.values() for v in c["length"]), default=0))
+        else:
+            width = 1
+        top = hist["max"] if hist else None
+        panels.append({
+            "name": name, "title": title, "axis": axis, "hit": hit, "width": width,
+            "train": hist["bins"] if hist else None, "train_max": top,
+            "unseen_from": top + 1 if top is not None else None,
+            "series": [{"suite": n, "title": n or "main set", "checkpoint_id": cks[n]["id"], "colour": i,
+                        "buckets": _bucketed(counts[n][key], width)} for i, n in enumerate(names)],
+        })
+    return {
+        "checkpoint": {k: ck[k] for k in ("id", "label", "run_id", "step", "suite")},
+        "train_shape": bool(train) and any(v is not None for v in train.values()),
+        "note": None if any(v is not None for v in train.values()) else NO_TRAIN_SHAPE,
+        "panels": panels,
+    }

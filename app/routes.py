@@ -25,7 +25,7 @@ from .errors import BadRequest, NotFound
 from .filters import SORTS
 from .labels import add_label, delete_label, export_labels
 from .paging import refuse_page_numbers
-from .params import IDENTITY, MAX_ID, check_identity, number, opt_id, opt_step, unset
+from .params import IDENTITY, MAX_ID, check_identity, number, opt_id, opt_step, opt_suite, unset
 from .playground import MAX_INPUT, model_part, playground_data
 from .rendering import url
 from .beliefs import add_trace_beliefs
@@ -82,18 +82,32 @@ def run_page(request: Request, args: query(RunArgs), db: ReadDB, cache: Cache, t
 @dataclass(frozen=True)
 class CheckpointArgs:
     ck: int
+    suite: str | None = None  # the checkpoint's evaluation on this suite (its sibling row)
 
 
 @router.get("/checkpoints/{ck:int}.json")
 def checkpoint_json(args: query(CheckpointArgs), db: ReadDB, cache: Cache):
-    return as_json(Q.checkpoint_data(args.ck, session=db, cache=cache))
+    return as_json(Q.checkpoint_data(args.ck, session=db, cache=cache, suite=opt_suite(args.suite)))
 
 
 @router.get("/checkpoints/{ck:int}", response_class=HTMLResponse)
 def checkpoint_page(request: Request, args: query(CheckpointArgs), db: ReadDB, cache: Cache,
                     tpl: Templates):
     return tpl.render(request, "checkpoint.html",
-                      Q.checkpoint_data(args.ck, session=db, cache=cache) | {"nav": "runs"})
+                      Q.checkpoint_data(args.ck, session=db, cache=cache, suite=opt_suite(args.suite))
+                      | {"nav": "runs"})
+
+
+@router.get("/checkpoints/{ck:int}/generalisation.json")
+def generalisation_json(args: query(CheckpointArgs), db: ReadDB, cache: Cache):
+    return as_json(Q.generalisation_data(args.ck, session=db, cache=cache, suite=opt_suite(args.suite)))
+
+
+@router.get("/checkpoints/{ck:int}/generalisation", response_class=HTMLResponse)
+def generalisation_fragment(request: Request, args: query(CheckpointArgs), db: ReadDB, cache: Cache,
+                            tpl: Templates):
+    return tpl.render(request, "_generalisation.html",
+                      Q.generalisation_data(args.ck, session=db, cache=cache, suite=opt_suite(args.suite)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,12 +150,14 @@ def examples_page(request: Request, f: ExampleQuery, db: ReadDB, cache: Cache, t
 class TraceArgs:
     identity: str
     ck: str | None = None  # the checkpoint whose predictions are shown
+    suite: str | None = None  # its evaluation on this suite (the trace is in that suite's set)
     step: str | None = None  # the step to scroll to
     queue: str | None = None  # 1: reached from the label queue (a Next link to its next item)
 
 
 def _trace(args: TraceArgs, db) -> dict[str, Any]:
-    data = Q.trace_data(check_identity(args.identity), session=db, ck_id=opt_id(args.ck, "ck"))
+    data = Q.trace_data(check_identity(args.identity), session=db, ck_id=opt_id(args.ck, "ck"),
+                        suite=opt_suite(args.suite))
     focus = opt_step(args.step)
     data["focus_step"] = focus if focus is not None and focus <= data["steps_total"] else None
     data["queue"] = args.queue in ("1", "true", "yes") and data["checkpoint"] is not None
@@ -212,6 +228,7 @@ class CompareArgs:
     after: str | None = None  # cursor (paging.Cursor)
     kind_a: str | None = None  # only the examples of this error kind at A (vocabulary.ERROR_KINDS)
     kind_b: str | None = None  # and of this one at B: a cell of the kind transition matrix
+    suite: str | None = None  # both checkpoints on this suite (their sibling rows)
 
     @property
     def chosen(self) -> bool:
@@ -222,7 +239,8 @@ def _compare(request: Request, args: CompareArgs, db, cache) -> dict[str, Any]:
     refuse_page_numbers(request.query_params)
     return Q.compare_data(opt_id(args.a, "a"), opt_id(args.b, "b"), session=db, cache=cache,
                           kind=args.kind or None, order=args.order or "change",
-                          after=args.after or None, kind_a=args.kind_a, kind_b=args.kind_b)
+                          after=args.after or None, kind_a=args.kind_a, kind_b=args.kind_b,
+                          suite=opt_suite(args.suite))
 
 
 @router.get("/compare.json")

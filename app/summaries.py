@@ -150,3 +150,20 @@ def compute_checkpoint_summary(session, ck: int, kinds: dict[str, int] | None = 
         rollout_outcomes=outcome_counts(session, ck))
 
 
+
+
+def generalisation_counts(session, ck: int) -> dict[str, dict[int, tuple[int, int]]]:
+    """What the generalisation chart needs of checkpoint ``ck``, by exact value (bucketed by
+    the caller, in any width): {"length": {term length: (predictions, exact)}, "steps":
+    {steps_total of the example's trace: (predictions, exact)}, "rollout_steps": {gold steps of
+    the trace: (rollouts, successes)}}, from grouped queries."""
+    join = join_kw(session.get_bind().dialect.name)
+    out: dict[str, dict[int, tuple[int, int]]] = {}
+    for key, column in (("length", "e.term_len"), ("steps", "e.steps_total")):
+        out[key] = {int(v): (int(n), int(ex or 0)) for v, n, ex in session.execute(text(
+            f"SELECT {column}, count(*), sum(CASE WHEN p.exact THEN 1 ELSE 0 END) FROM predictions p "
+            f"{join} examples e ON e.id = p.example_id WHERE p.checkpoint_id = :ck GROUP BY 1"), {"ck": ck})}
+    out["rollout_steps"] = {int(v): (int(n), int(ok or 0)) for v, n, ok in session.execute(text(
+        "SELECT gold_steps, count(*), sum(CASE WHEN success THEN 1 ELSE 0 END) FROM rollouts "
+        "WHERE checkpoint_id = :ck GROUP BY 1"), {"ck": ck})}
+    return out

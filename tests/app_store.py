@@ -200,3 +200,74 @@ def make_client(url: str, **settings):
 
         app = create_app(Settings(db_url=url, warm_caches=False, **settings))
         return TestClient(app, base_url="http://testserver")
+
+
+# ---------------------------------------------------------------------------------------------
+# a store with evaluation suites: a run's checkpoints and, beside each, its suites' sibling rows
+
+
+SUITES = ("longer", "church")
+TRAIN_SHAPE = {"length": {"width": 8, "counts": [0, 40, 90, 60, 25, 5], "max": 45},
+               "steps": {"width": 1, "counts": [0, 30, 50, 20, 8, 2], "max": 5}}
+
+
+@dataclass
+class SuiteSeeded:
+    url: str
+    run: int  # with train_shape and the suites
+    old_run: int  # neither train_shape nor suites
+    main: dict[int, int]  # step -> main checkpoint id
+    rows: dict[tuple[int, str], int]  # (step, suite) -> the suite's sibling row
+    traces: dict[str | None, list[TraceResult]]  # suite (None: main) -> its evaluation set's traces
+    exact: dict[int, dict[tuple[str, int], bool]] = field(default_factory=dict)  # row id -> (identity, step_k) -> exact
+    rollouts: dict[int, dict[str, bool]] = field(default_factory=dict)  # row id -> identity -> success
+
+
+def build_suite_store(url: str) -> SuiteSeeded:
+    engine, Session = open_store(url)
+    rng = random.Random(5)
+    sets = {None: make_traces(16, 3), "longer": make_traces(14, 4), "church": make_traces(12, 6)}
+    for name, trs in sets.items():  # one trace per identity, as ensure_eval_set keeps them
+        seen: set[str] = set()
+        sets[name] = [t for t in trs if not (t.identity in seen or seen.add(t.identity))]
+    with Session() as s:
+        ids: dict[str | None, tuple[int, dict]] = {}
+        for name, trs in sets.items():
+            ids[name] = ensure_eval_set(s, f"eval-suite-{name or 'main'}", "test", trs)
+        run = Run(name="suite-run", config={}, data_files=[], data_hash="2" * 64, status="finished",
+                  eval_set_id=ids[None][0], validation={"lines": 10, "train_shape": TRAIN_SHAPE})
+        old = Run(name="old-run", config={}, data_files=[], data_hash="3" * 64, status="finished",
+                  eval_set_id=ids[None][0], validation={"lines": 10})
+        s.add_all([run, old])
+        s.flush()
+        seeded = SuiteSeeded(url, run.id, old.id, {}, {}, sets)
+        for run_id in (run.id, old.id):
+            for step in (100, 200):
+                for name in ((None,) + SUITES if run_id == run.id else (None,)):
+                    es_id, eids = ids[name]
+                    rows, rollouts = [], []
+                    hit = 0.7 if name is None else 0.4
+                    for tr in sets[name]:
+                        preds = {}
+                        for r in tr.records:
+                            preds[r.step_k] = r.span if rng.random() < hit else wrong_span(rng, r.term, r.span)
+                            rows.append(prediction(rng, eids[(tr.identity, r.step_k)], r.term, r.span, preds[r.step_k]))
+                        rollouts.append(rollout_of(tr, preds))
+                    metrics = {"exact": sum(p["exact"] for p in rows) / len(rows),
+                               "rollout_success": sum(r["success"] for r in rollouts) / len(rollouts)}
+                    if name:
+                        metrics["suite"] = name
+                    ck = write_evaluation(s, run_id=run_id, eval_set_id=es_id, step=step,
+                                          path=f"runs/{run_id}/ckpt-{step}.pt", metrics=metrics,
+                                          predictions=rows, rollouts=rollouts, suite=name)
+                    if run_id == run.id:
+                        if name is None:
+                            seeded.main[step] = ck
+                        else:
+                            seeded.rows[(step, name)] = ck
+                    by_id = {v: k for k, v in eids.items()}
+                    seeded.exact[ck] = {by_id[p["example_id"]]: p["exact"] for p in rows}
+                    seeded.rollouts[ck] = {r["trace_identity"]: r["success"] for r in rollouts}
+        s.commit()
+    engine.dispose()
+    return seeded

@@ -119,3 +119,16 @@ def fresh_client(fresh):
     from tests.app_store import make_client
 
     return make_client(fresh.url)
+
+
+@pytest.fixture(scope="module")
+def suites():
+    """A store with evaluation suites (tests/app_store.py's build_suite_store) and a dashboard
+    over it: (SuiteSeeded, client)."""
+    import tempfile
+
+    from tests.app_store import build_suite_store, make_client
+
+    with tempfile.TemporaryDirectory() as tmp:
+        seeded = build_suite_store(f"sqlite:///{tmp}/suites.db")
+        yield seeded, make_client(seeded.url)

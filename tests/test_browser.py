@@ -449,3 +449,30 @@ def test_playground_beliefs_and_the_heads_page(page, model_server):
     page.goto(f"{base}/traces/{ms.seeded.traces[0].identity}?ck={ms.seeded.ck1}")  # no such file
     page.wait_for_selector("#beliefs .beliefs-error")
     assert "cannot load" in page.locator("#beliefs .beliefs-error").inner_text()
+
+
+def test_suites_picker_curves_and_generalisation_chart(page, suites):
+    """The suite picker switches the checkpoint page to a suite's row, the run page draws a
+    coloured line per suite, and the htmx-loaded generalisation chart shades past the training
+    data's longest (no CSP violation: the series' colours are classes)."""
+    from app.settings import Settings
+    from app.main import create_app
+
+    seeded, _ = suites
+    app = create_app(Settings(db_url=seeded.url, warm_caches=False, allowed_hosts=("127.0.0.1", "localhost")))
+    with serving(app) as base:
+        page.goto(f"{base}/runs/{seeded.run}")
+        lines = page.locator(".suite-chart[data-metric=exact] polyline.series-line")
+        expect(lines).to_have_count(3)
+        strokes = {lines.nth(i).evaluate("e => getComputedStyle(e).stroke") for i in range(3)}
+        assert len(strokes) == 3 and "none" not in strokes
+        shot(page, "run-suites")
+        page.goto(f"{base}/checkpoints/{seeded.main[200]}")
+        page.locator(".suite-picker a[data-suite=longer]").click()
+        page.wait_for_url(f"**/checkpoints/{seeded.main[200]}?suite=longer")
+        expect(page.locator("h1")).to_contain_text("suite longer")
+        expect(page.locator("#generalisation .gen-chart")).to_have_count(3)
+        expect(page.locator("#generalisation rect.unseen")).to_have_count(3)
+        expect(page.locator("#generalisation .unseen-label").first).to_contain_text("beyond training")
+        page.locator("#generalisation").scroll_into_view_if_needed()
+        shot(page, "checkpoint-suite-generalisation")
