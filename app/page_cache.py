@@ -51,7 +51,7 @@ VARY = (b"hx-request", b"hx-target", b"hx-history-restore-request")
 ROUTES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"/(?:runs\.json)?"), "runs"),
     (re.compile(r"/runs/(\d{1,18})(?:\.json)?"), "run"),
-    (re.compile(r"/checkpoints/\d{1,18}(?:\.json)?"), "store"),
+    (re.compile(r"/checkpoints/\d{1,18}(?:/generalisation)?(?:\.json)?"), "store"),
     (re.compile(r"/(?:examples|compare|labels)(?:\.json)?"), "store"),
     (re.compile(r"/traces/[^/.]+"), "store"),  # the page only: its JSON twin carries model beliefs
 )

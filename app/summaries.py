@@ -150,8 +150,6 @@ def compute_checkpoint_summary(session, ck: int, kinds: dict[str, int] | None = 
         rollout_outcomes=outcome_counts(session, ck))
 
 
-
-
 def generalisation_counts(session, ck: int) -> dict[str, dict[int, tuple[int, int]]]:
     """What the generalisation chart needs of checkpoint ``ck``, by exact value (bucketed by
     the caller, in any width): {"length": {term length: (predictions, exact)}, "steps":

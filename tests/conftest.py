@@ -122,7 +122,7 @@ def fresh_client(fresh):
 
 
 @pytest.fixture(scope="module")
-def suites():
+def suite_store():
     """A store with evaluation suites (tests/app_store.py's build_suite_store) and a dashboard
     over it: (SuiteSeeded, client)."""
     import tempfile

@@ -12,8 +12,8 @@ from collections import defaultdict
 from tests.app_store import SUITES, TRAIN_SHAPE
 
 
-def test_suite_rows_are_not_listed_as_checkpoints(suites):
-    seeded, c = suites
+def test_suite_rows_are_not_listed_as_checkpoints(suite_store):
+    seeded, c = suite_store
     suite_ids = set(seeded.rows.values())
     runs = c.get("/runs.json").json()["runs"]
     mine = next(r for r in runs if r["id"] == seeded.run)
@@ -44,8 +44,8 @@ def test_suite_rows_are_not_listed_as_checkpoints(suites):
     assert d["next_id"] == seeded.main[200] and d["previous_id"] is None
 
 
-def test_run_page_curves_per_suite(suites):
-    seeded, c = suites
+def test_run_page_curves_per_suite(suite_store):
+    seeded, c = suite_store
     d = c.get(f"/runs/{seeded.run}.json").json()
     by_name = {sc["name"]: sc for sc in d["suite_curves"]}
     assert set(by_name) == {"exact", "rollout_success"}
@@ -68,8 +68,8 @@ def test_run_page_curves_per_suite(suites):
     assert "By evaluation suite" not in c.get(f"/runs/{seeded.old_run}").text
 
 
-def test_checkpoint_suite_picker_and_parameter(suites):
-    seeded, c = suites
+def test_checkpoint_suite_picker_and_parameter(suite_store):
+    seeded, c = suite_store
     main = seeded.main[200]
     d = c.get(f"/checkpoints/{main}.json").json()
     assert [(s["suite"], s["id"], s["current"]) for s in d["suites"]] == \
@@ -94,8 +94,8 @@ def test_checkpoint_suite_picker_and_parameter(suites):
     assert c.get(f"/checkpoints/{row}.json?suite=longer").json()["checkpoint"]["id"] == row
 
 
-def test_examples_trace_and_compare_take_the_suite(suites):
-    seeded, c = suites
+def test_examples_trace_and_compare_take_the_suite(suite_store):
+    seeded, c = suite_store
     main, row = seeded.main[200], seeded.rows[(200, "longer")]
     d = c.get(f"/examples.json?ck={main}&suite=longer&limit=200").json()
     identities = {t.identity for t in seeded.traces["longer"]}
@@ -120,8 +120,8 @@ def test_examples_trace_and_compare_take_the_suite(suites):
     assert c.get(f"/compare?a={seeded.main[100]}&b={main}&suite=longer").status_code == 200
 
 
-def test_bad_and_unknown_suites(suites):
-    seeded, c = suites
+def test_bad_and_unknown_suites(suite_store):
+    seeded, c = suite_store
     main = seeded.main[200]
     for path in (f"/checkpoints/{main}", f"/checkpoints/{main}/generalisation", f"/examples?ck={main}",
                  f"/compare?a={seeded.main[100]}&b={main}",
@@ -150,8 +150,8 @@ def _brute(buckets_of, width):
     return {i * width: tuple(v) for i, v in out.items()}
 
 
-def test_generalisation_buckets_match_a_brute_count(suites):
-    seeded, c = suites
+def test_generalisation_buckets_match_a_brute_count(suite_store):
+    seeded, c = suite_store
     main = seeded.main[200]
     d = c.get(f"/checkpoints/{main}/generalisation.json").json()
     assert d["train_shape"] is True and d["note"] is None
@@ -181,10 +181,10 @@ def test_generalisation_buckets_match_a_brute_count(suites):
     assert d2["panels"] == d["panels"]
 
 
-def test_generalisation_shading_starts_at_the_training_max(suites):
+def test_generalisation_shading_starts_at_the_training_max(suite_store):
     from app.charts import generalisation_chart
 
-    seeded, c = suites
+    seeded, c = suite_store
     d = c.get(f"/checkpoints/{seeded.main[100]}/generalisation.json").json()
     html = c.get(f"/checkpoints/{seeded.main[100]}/generalisation").text
     for p in d["panels"]:
@@ -207,8 +207,8 @@ def test_generalisation_shading_starts_at_the_training_max(suites):
     assert f'beyond training (&gt; {TRAIN_SHAPE["length"]["max"]})' in html
 
 
-def test_generalisation_without_train_shape(suites, client, seeded):
-    s, c = suites
+def test_generalisation_without_train_shape(suite_store, client, seeded):
+    s, c = suite_store
     for cl, ck in ((c, None), (client, seeded.ck1)):
         ck = ck or c.get(f"/runs/{s.old_run}.json").json()["checkpoints"][0]["id"]
         d = cl.get(f"/checkpoints/{ck}/generalisation.json").json()

@@ -451,14 +451,14 @@ def test_playground_beliefs_and_the_heads_page(page, model_server):
     assert "cannot load" in page.locator("#beliefs .beliefs-error").inner_text()
 
 
-def test_suites_picker_curves_and_generalisation_chart(page, suites):
+def test_suites_picker_curves_and_generalisation_chart(page, suite_store):
     """The suite picker switches the checkpoint page to a suite's row, the run page draws a
     coloured line per suite, and the htmx-loaded generalisation chart shades past the training
     data's longest (no CSP violation: the series' colours are classes)."""
     from app.settings import Settings
     from app.main import create_app
 
-    seeded, _ = suites
+    seeded, _ = suite_store
     app = create_app(Settings(db_url=seeded.url, warm_caches=False, allowed_hosts=("127.0.0.1", "localhost")))
     with serving(app) as base:
         page.goto(f"{base}/runs/{seeded.run}")
