@@ -8,6 +8,7 @@ Errors a person can fix raise ``BadRequest`` (400) or ``NotFound`` (404) with a 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from dataclasses import replace
 from typing import Any, Mapping
@@ -166,6 +167,19 @@ def metric_series(run_id: int, name: str, *, session, cache: Aggregates,
 # ---------------------------------------------------------------------------------------------
 # Runs
 
+# The names a run has metric points of, in order: one index lookup per name (a skip scan along
+# uq_metric_points_run_name_step), where GROUP BY name read every point of the run: 3.4 ms for
+# 40,000 points against 0.03 ms.
+METRIC_NAMES_SQL = text(
+    "WITH RECURSIVE n(name) AS (SELECT min(name) FROM metric_points WHERE run_id = :r "
+    "UNION ALL SELECT (SELECT min(name) FROM metric_points WHERE run_id = :r AND name > n.name) "
+    "FROM n WHERE n.name IS NOT NULL) SELECT name FROM n WHERE name IS NOT NULL")
+
+
+def metric_names(run_id: int, *, session) -> list[str]:
+    return [n for n, in session.execute(METRIC_NAMES_SQL, {"r": run_id})]
+
+
 
 def _sparkline_metric(run_id: int, session) -> str | None:
     """The first of SPARKLINE_METRICS the run records (a metric, once recorded, stays)."""
@@ -245,8 +259,7 @@ def run_data(run_id: int, *, session, cache: Aggregates, problems_reason: str | 
                           .where(Checkpoint.run_id == run_id).order_by(Checkpoint.step, Checkpoint.id)).all()
     all_rows = [_ck_dict(r) for r in cks]
     checkpoints = [ck for ck in all_rows if ck["suite"] is None]
-    names = [n for n, in session.execute(
-        select(MetricPoint.name).where(MetricPoint.run_id == run_id).group_by(MetricPoint.name))]
+    names = metric_names(run_id, session=session)
     curves = {name: metric_series(run_id, name, session=session, cache=cache) for name in names}
     # evaluation metrics recorded only in the checkpoints' summaries become curves too (the
     # known ones: a summary also holds counts and timings that make no useful curve)
@@ -423,7 +436,11 @@ def examples_data(f: ExampleFilter, *, session, cache: Aggregates) -> dict[str, 
 # Trace
 
 
+@functools.lru_cache(maxsize=16384)
 def _true_span(term: str) -> tuple[int, int] | None:
+    """The normal-order redex of a term of a model's rollout (None: not a term). Kept: a
+    rollout mostly follows its gold trace, so the same terms come back across checkpoints, and
+    parsing them was a third of a trace page's queries' time."""
     try:
         return redex_span(parse(term))
     except (ParseError, RecursionError):

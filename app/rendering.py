@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import quote_plus
@@ -290,6 +292,37 @@ class Renderer:
             error_kind_titles=ERROR_KIND_TITLES, rollout_outcomes=ROLLOUT_OUTCOMES,
             rollout_outcome_titles=ROLLOUT_OUTCOME_TITLES)
         self.env.globals["m"] = self.env.get_template("_macros.html").module
+        self.env.globals.update(line_chart=self.line_chart, kind_chart=self.kind_chart)
+        self._charts: "OrderedDict[tuple, Markup]" = OrderedDict()
+        self._charts_lock = threading.Lock()
+
+    CHARTS_KEPT = 512
+
+    def _kept(self, key: tuple, draw) -> Markup:
+        """A drawn chart by its data: a run's charts change only when a curve gets a point or
+        a checkpoint comes, and drawing them (ticks, a titled dot or segment per value, every
+        attribute escaped) was most of a run page's rendering."""
+        with self._charts_lock:
+            html = self._charts.get(key)
+            if html is not None:
+                self._charts.move_to_end(key)
+                return html
+        html = Markup(draw())
+        with self._charts_lock:
+            self._charts[key] = html
+            while len(self._charts) > self.CHARTS_KEPT:
+                self._charts.popitem(last=False)
+        return html
+
+    def line_chart(self, curve: Mapping[str, Any]) -> Markup:
+        """``m.line_chart(curve)``, kept by its title and points."""
+        key = ("line", curve["title"], tuple(tuple(p) for p in curve["points"]))
+        return self._kept(key, lambda: self.env.globals["m"].line_chart(curve))
+
+    def kind_chart(self, rows: list[Mapping[str, Any]]) -> Markup:
+        """``m.kind_chart(rows)`` (the run page's error kinds per checkpoint), kept by its rows."""
+        key = ("kinds",) + tuple((r["id"], r["step"], tuple(r["counts"].items())) for r in rows)
+        return self._kept(key, lambda: self.env.globals["m"].kind_chart(rows))
 
     def load_all(self) -> None:
         """Compile every template now rather than on its first request."""
