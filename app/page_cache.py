@@ -23,7 +23,7 @@ What each kind of page depends on:
   point, and the clock to the second while any run is running.
 
 A metric point written again at a step it already had (a resumed run going over old steps) keeps
-its id: such a page may then be stale until the run's next heartbeat (15 s at most) or new point.
+its id: such a page may then be stale until the run's next heartbeat (10 s) or new point.
 Model work (the trace JSON with its beliefs, the playground, shrink, heads, attention) and
 downloads are never cached. The clock is ``app.state.clock`` (tests move it), as for the pages.
 """
