@@ -219,6 +219,10 @@ class StoreWriter:
                 if kind == "metric":
                     pending.append(item)
                 elif kind == "evaluation":
+                    # what was logged before it first: a store that holds an evaluation holds
+                    # every point logged before it, even when the process dies right after
+                    self._write_metrics(pending)
+                    pending = []
                     self._write_evaluation(item)
                 elif kind == "run":
                     self._write_metrics(pending)

@@ -149,3 +149,20 @@ def test_the_checkpoint_file_is_on_disk_before_its_row_is_committed(store, tmp_p
     w.close(timeout=30)
     assert counts(Session)[0] == 1
     assert (str(ckpt), 0) in synced and (str(ckpt.parent), 0) in synced  # both, before the row
+
+
+def test_points_logged_before_an_evaluation_are_committed_before_it(store):
+    """A process killed right after an evaluation's commit has every point logged before it
+    (the recorder's SIGKILL test once found the loss of that step missing): the pending points
+    go first, though their flush is not due."""
+    _, Session, run_id, es_id, ids = store
+    w = StoreWriter(Session, flush_seconds=3600)
+    w.metric(run_id, 5, "loss", 0.25)
+    w.evaluation(**evaluation(run_id, es_id, ids, step=5))
+    deadline = time.monotonic() + 10
+    while counts(Session)[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with Session() as s:  # the evaluation is there: so is the loss, with no flush or close yet
+        names = set(s.scalars(select(MetricPoint.name).where(MetricPoint.step == 5)))
+    assert counts(Session)[0] == 1 and names == {"loss", "exact"}
+    w.close()
