@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from lambdascope.numbers import NumberError, parse_number
+from lambdascope.suites import NAME_RE as SUITE_NAME
 
 from .errors import BadRequest
 
@@ -54,7 +55,7 @@ def check_identity(identity: str) -> str:
     return identity
 
 
-SUITE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+SUITE = SUITE_NAME  # the rule `train --suite NAME=FILE` names suites by
 
 
 def opt_suite(value: str | None, name: str = "suite") -> str | None:
