@@ -62,7 +62,7 @@ class Aggregates:
     """The process-wide caches; one per application."""
 
     def __init__(self) -> None:
-        self.summaries = Memo(64)
+        self.summaries = Memo(1024)  # a few kilobytes each: every checkpoint of a large store fits
         self.kinds = Memo(4096)  # small: seven counts a checkpoint
         self.vectors = Memo(24)
         self.comparisons = Memo(32)
