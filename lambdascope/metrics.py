@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from lambdascope.spans import NORMAL_FORM, span_iou
 from lambdascope.vocabulary import iou_histogram, length_bucket_width, length_slice, slice_label, togo_slice
@@ -253,16 +253,17 @@ def replay_rollout(gold: GoldTrace, spans: Sequence[Span], max_len: int = 1024,
     return result
 
 
-def shape_histogram(values: Sequence[int], max_bins: int = 60) -> dict:
-    """A histogram of non-negative integers: ``{"width": W, "counts": [...], "max": M}``, bin
-    ``i`` counting the values in ``[i*W, (i+1)*W)``, ``W`` the smallest width that needs at most
-    ``max_bins`` bins, ``M`` the largest value (0 and no counts when there are none). The
-    training data's shape (``train_shape``, docs/DESIGN.md "Evaluation suites")."""
-    top = max(values, default=None)
+def shape_histogram(counts: Mapping[int, int], max_bins: int = 60) -> dict:
+    """A histogram of non-negative integers given as {value: how many}: ``{"width": W,
+    "counts": [...], "max": M}``, bin ``i`` counting the values in ``[i*W, (i+1)*W)``, ``W`` the
+    smallest width that needs at most ``max_bins`` bins, ``M`` the largest value (0 and no
+    counts when there are none). The training data's shape (``train_shape``, docs/DESIGN.md
+    "Evaluation suites"), counted as the data is read."""
+    top = max((v for v, n in counts.items() if n), default=None)
     if top is None:
         return {"width": 1, "counts": [], "max": 0}
     width = max(1, -(-(top + 1) // max_bins))
-    counts = [0] * (top // width + 1)
-    for v in values:
-        counts[v // width] += 1
-    return {"width": width, "counts": counts, "max": top}
+    bins = [0] * (top // width + 1)
+    for v, n in counts.items():
+        bins[v // width] += n
+    return {"width": width, "counts": bins, "max": top}

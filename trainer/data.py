@@ -222,7 +222,8 @@ def load_dataset(paths: list[Path], vocab: Vocab, *, val_frac: float = 0.02, eva
     eval_candidates: list[tuple[float, TraceResult]] = []
     eval_seen: set[str] = set()
     counts: Counter[str] = Counter()
-    train_steps: list[int] = []  # steps_total of each training trace
+    train_steps: Counter[int] = Counter()  # training traces by steps_total
+    train_lengths: Counter[int] = Counter()  # training examples by their term's code points
     for tr in read_traces(paths, v, progress=progress):
         if not tr.records:
             continue
@@ -249,7 +250,8 @@ def load_dataset(paths: list[Path], vocab: Vocab, *, val_frac: float = 0.02, eva
         for r in tr.records:
             target.add(vocab, r.term, r.span, ident)
         if split == "train":
-            train_steps.append(tr.records[0].steps_total)
+            train_steps[tr.records[0].steps_total] += 1
+            train_lengths.update(len(r.term) for r in tr.records)
     eval_candidates.sort(key=lambda c: c[0])
     chosen = [tr for _, tr in eval_candidates[:eval_traces]]
     invalid = v.lines - v.valid_records
@@ -269,7 +271,7 @@ def load_dataset(paths: list[Path], vocab: Vocab, *, val_frac: float = 0.02, eva
         "eval_examples": sum(len(t.records) for t in chosen),
         **dict(counts),
         # the training data's shape: term length (code points) per example, steps per trace
-        "train_shape": {"length": shape_histogram([len(b) - 2 for b in train.ids]),
+        "train_shape": {"length": shape_histogram(train_lengths),
                         "steps": shape_histogram(train_steps)},
     }
     return Dataset(vocab, train, val, chosen, v, report)

@@ -7,27 +7,23 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lambdascope.suites import parse_suite_arg
 from trainer.config import TrainConfig, parse_every
 
 from .common import EXIT_FAILED, EXIT_USAGE, fraction, positive_float, positive_int
 
 
-def every(text: str) -> str:
-    try:
-        parse_every(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e))
-    return text
+def checked(parse):
+    """An argparse type that keeps the text as given once ``parse`` accepts it (its ValueError is
+    the flag's message)."""
+    def arg_type(text: str) -> str:
+        try:
+            parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e))
+        return text
 
-
-def suite_arg(text: str) -> str:
-    from lambdascope.suites import parse_suite_arg
-
-    try:
-        parse_suite_arg(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e))
-    return text
+    return arg_type
 
 
 def flag(field: str) -> str:
@@ -51,7 +47,7 @@ def register(sub) -> None:
     budget.add_argument("--steps", type=positive_int, help="optimiser steps")
     t.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda trains with bf16 autocast")
     t.add_argument("--threads", type=positive_int, default=d.threads, help=f"torch CPU threads (default {d.threads})")
-    t.add_argument("--eval-every", type=every, default=d.eval_every, metavar="N|Ts|Tm",
+    t.add_argument("--eval-every", type=checked(parse_every), default=d.eval_every, metavar="N|Ts|Tm",
                    help=f"evaluate every N steps or every T seconds/minutes of training (default {d.eval_every})")
     t.add_argument("--batch-tokens", type=positive_int, default=d.batch_tokens,
                    help=f"tokens per batch, padding included (default {d.batch_tokens})")
@@ -62,7 +58,7 @@ def register(sub) -> None:
                    "its --out-dir (or runs/--run-name)")
     t.add_argument("--out-dir", metavar="DIR", help="checkpoint folder (default runs/NAME)")
     t.add_argument("--no-store", action="store_true", help="record nothing in the store (checkpoint files only)")
-    t.add_argument("--suite", action="append", type=suite_arg, default=[], metavar="NAME=FILE", dest="suites",
+    t.add_argument("--suite", action="append", type=checked(parse_suite_arg), default=[], metavar="NAME=FILE", dest="suites",
                    help="an evaluation suite (repeatable): every evaluation also evaluates the complete traces "
                    "of FILE, stored as the checkpoint's suite NAME; make standard ones with `lambdascope suite "
                    "make`. Kept by --resume")
