@@ -204,6 +204,24 @@ def test_a_bad_suite_flag_is_a_one_line_usage_error(value, fragment, capsys):
     assert e.value.code == 2 and len(err) == 1 and fragment in err[0], err
 
 
+@pytest.mark.parametrize("extra, fragment", [
+    (["--suite-share", "2"], "--suite-share: expected a fraction between 0 and 1, got '2'"),
+    (["--suite-share", "0"], "--suite-share: expected a fraction above 0 and at most 1, got 0"),
+    (["--suite", "church=a.jsonl", "--suite", "church=b.jsonl"], "--suite: a suite name is given twice"),
+])
+def test_a_bad_suite_share_or_a_repeated_name_is_refused_before_anything_starts(tmp_path, train_data, extra,
+                                                                                fragment, capsys):
+    args = ["train", "--data", str(train_data), "--db", str(tmp_path / "s.db"), "--out-dir", str(tmp_path / "o"),
+            "--steps", "1", *extra]
+    try:
+        rc = main(args)
+    except SystemExit as e:  # a flag's own type: argparse's usage error
+        rc = e.code
+    err = capsys.readouterr().err
+    assert rc == 2 and fragment in err, err
+    assert not (tmp_path / "s.db").exists() and not (tmp_path / "o").exists()  # nothing was started
+
+
 def test_train_help_explains_suites():
     r = lambdascope("train", "--help")
     assert "--suite NAME=FILE" in r.stdout and "--suite-share" in r.stdout and "suite make" in r.stdout

@@ -26,9 +26,12 @@ def checked(parse):
     return arg_type
 
 
+FLAGS = {"suites": "--suite"}  # fields whose flag is not their name (--suite is repeated, one per suite)
+
+
 def flag(field: str) -> str:
-    """The flag of a TrainConfig field: run_name -> --run-name."""
-    return "--" + field.replace("_", "-")
+    """The flag of a TrainConfig field: run_name -> --run-name, suites -> --suite."""
+    return FLAGS.get(field, "--" + field.replace("_", "-"))
 
 
 def register(sub) -> None:
