@@ -27,10 +27,14 @@ from .summaries import compute_checkpoint_summary, generalisation_counts, kind_c
 
 
 class Memo:
-    """A small LRU map whose missing values are computed once even under concurrent requests."""
+    """A small LRU map whose missing values are computed once even under concurrent requests;
+    at most ``maxsize`` values and, with ``max_bytes``, at most that many bytes of values (each
+    weighed by its ``nbytes`` when it is stored; the newest value is always kept)."""
 
-    def __init__(self, maxsize: int):
-        self.maxsize = maxsize
+    def __init__(self, maxsize: int, max_bytes: int | None = None):
+        self.maxsize, self.max_bytes = maxsize, max_bytes
+        self.nbytes = 0
+        self._sizes: dict[Hashable, int] = {}
         self._data: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.Lock()
         self._computing: dict[Hashable, threading.Lock] = {}
@@ -48,14 +52,28 @@ class Memo:
             value = compute()
             with self._lock:
                 self._data[key] = value
-                while len(self._data) > self.maxsize:
-                    self._data.popitem(last=False)
+                if self.max_bytes is not None:
+                    self._sizes[key] = size = int(getattr(value, "nbytes", 0))
+                    self.nbytes += size
+                while len(self._data) > self.maxsize or (
+                        self.max_bytes is not None and self.nbytes > self.max_bytes and len(self._data) > 1):
+                    old, _ = self._data.popitem(last=False)
+                    self.nbytes -= self._sizes.pop(old, 0)
                 self._computing.pop(key, None)
         return value
+
+    def __len__(self) -> int:
+        return len(self._data)
 
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+            self._sizes.clear()
+            self.nbytes = 0
+
+
+VECTOR_BYTES = 256 * 2 ** 20
+COMPARISON_BYTES = 512 * 2 ** 20
 
 
 class Aggregates:
@@ -64,8 +82,10 @@ class Aggregates:
     def __init__(self) -> None:
         self.summaries = Memo(1024)  # a few kilobytes each: every checkpoint of a large store fits
         self.kinds = Memo(4096)  # small: seven counts a checkpoint
-        self.vectors = Memo(24)
-        self.comparisons = Memo(32)
+        # by memory: a vector is ~18 bytes an example (1.8 MB for 100,000), a comparison about as
+        # much again; these hold every checkpoint and neighbouring pair of a 100 x 100,000 store
+        self.vectors = Memo(4096, max_bytes=VECTOR_BYTES)
+        self.comparisons = Memo(4096, max_bytes=COMPARISON_BYTES)
         self.counts = Memo(4096)
         self.curves = Memo(512)
         self.generalisation = Memo(256)  # small: counts by term length and trace length
@@ -105,11 +125,13 @@ class Aggregates:
 
 
 class Warmer:
-    """A background thread that computes the summaries of the newest checkpoints (and the
-    comparison of each with the one before it in its run) soon after the trainer writes
-    them, so that the first person to open a new checkpoint does not wait for it."""
+    """A background thread that computes the summaries of the checkpoints, newest first (and the
+    comparison of each with the one before it in its run, and its generalisation counts) soon
+    after the trainer writes them, so that the first person to open a checkpoint does not wait
+    for it. ``newest``: only that many of the newest (None: every checkpoint; what the caches
+    hold is bounded by their own limits)."""
 
-    def __init__(self, sessions, aggregates: Aggregates, interval: float = 5.0, newest: int = 12):
+    def __init__(self, sessions, aggregates: Aggregates, interval: float = 5.0, newest: int | None = None):
         self.sessions, self.aggregates = sessions, aggregates
         self.interval, self.newest = interval, newest
         self._stop = threading.Event()
@@ -126,19 +148,23 @@ class Warmer:
     def warm_once(self) -> None:
         with self.sessions() as session:
             # typed columns: created_at must come back as the pages see it (a datetime)
-            rows = session.execute(select(
-                Checkpoint.id, Checkpoint.created_at, Checkpoint.run_id, Checkpoint.eval_set_id,
-                Checkpoint.step).order_by(Checkpoint.id.desc()).limit(self.newest)).all()
+            query = select(Checkpoint.id, Checkpoint.created_at, Checkpoint.run_id, Checkpoint.eval_set_id,
+                           Checkpoint.step).order_by(Checkpoint.id.desc())
+            rows = session.execute(query if self.newest is None else query.limit(self.newest)).all()
+            before: dict[int, tuple] = {}  # checkpoint id -> the one before it in its run and set
             previous: dict[tuple[int, int], tuple] = {}
             for r in sorted(rows, key=lambda r: (r.run_id, r.eval_set_id, r.step, r.id)):
+                if (r.run_id, r.eval_set_id) in previous:
+                    before[r.id] = previous[(r.run_id, r.eval_set_id)]
+                previous[(r.run_id, r.eval_set_id)] = r
+            for r in rows:  # newest first
                 if self._stop.is_set():
                     return
                 self.aggregates.summary(session, r.id, r.created_at)
-                before = previous.get((r.run_id, r.eval_set_id))
-                if before is not None:
-                    self.aggregates.comparison(session, (before.id, before.created_at),
-                                               (r.id, r.created_at))
-                previous[(r.run_id, r.eval_set_id)] = r
+                self.aggregates.generalisation_counts(session, r.id, r.created_at)
+                b = before.get(r.id)
+                if b is not None:
+                    self.aggregates.comparison(session, (b.id, b.created_at), (r.id, r.created_at))
 
     def _loop(self) -> None:
         while not self._stop.is_set():

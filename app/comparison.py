@@ -9,10 +9,9 @@ from two ``CheckpointVector``s, compactly, since a checkpoint's predictions neve
 from __future__ import annotations
 
 import bisect
-from array import array
-from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
 from sqlalchemy import text
 
 from lambdascope.vocabulary import ERROR_KINDS
@@ -23,27 +22,28 @@ UNJUDGED = 255  # a prediction whose error kind is NULL
 
 @dataclass
 class CheckpointVector:
-    """A checkpoint's (example id, IoU, exact, error kind) in example-id order, compactly (the
-    kind as its index in ``ERROR_KINDS``)."""
+    """A checkpoint's (example id, IoU, exact, error kind) in example-id order, as numpy arrays
+    (the kind as its index in ``ERROR_KINDS``, one byte)."""
 
-    ids: array
-    ious: array
-    exact: bytearray
-    kinds: bytearray = field(default_factory=bytearray)
+    ids: np.ndarray  # int64
+    ious: np.ndarray  # float64
+    exact: np.ndarray  # bool
+    kinds: np.ndarray  # uint8
+
+    @property
+    def nbytes(self) -> int:
+        return self.ids.nbytes + self.ious.nbytes + self.exact.nbytes + self.kinds.nbytes
 
 
 def compute_vector(session, ck: int) -> CheckpointVector:
-    ids, ious, exact, kinds = array("q"), array("d"), bytearray(), bytearray()
-    result = session.execute(text(
+    rows = session.execute(text(
         "SELECT example_id, iou, exact, error_kind FROM predictions WHERE checkpoint_id = :ck "
-        "ORDER BY example_id"), {"ck": ck})
+        "ORDER BY example_id"), {"ck": ck}).all()
     index = KIND_INDEX.get
-    for eid, iou, ex, kind in result:
-        ids.append(eid)
-        ious.append(iou)
-        exact.append(1 if ex else 0)
-        kinds.append(index(kind, UNJUDGED))
-    return CheckpointVector(ids, ious, exact, kinds)
+    ids, ious, exact, kinds = zip(*rows) if rows else ((), (), (), ())
+    return CheckpointVector(np.array(ids, dtype=np.int64), np.array(ious, dtype=np.float64),
+                            np.array([bool(e) for e in exact], dtype=bool),
+                            np.array([index(k, UNJUDGED) for k in kinds], dtype=np.uint8))
 
 
 COMPARE_KINDS = {
@@ -58,27 +58,34 @@ FILTERED_LISTS = 64  # lists of one error kind at A and/or B a comparison keeps
 
 @dataclass
 class Comparison:
-    """Two checkpoints on the examples both have: parallel arrays, and per kind of change the
-    positions of its rows, largest IoU change first (ties by example id)."""
+    """Two checkpoints on the examples both have: parallel numpy arrays, and per kind of change
+    the positions of its rows, largest IoU change first (ties by example id)."""
 
-    ids: array
-    iou_a: array
-    iou_b: array
-    exact_a: bytearray
-    exact_b: bytearray
+    ids: np.ndarray
+    iou_a: np.ndarray
+    iou_b: np.ndarray
+    exact_a: np.ndarray
+    exact_b: np.ndarray
     fixed: int
     broken: int
     both_right: int
     both_wrong: int
-    lists: dict[str, array] = field(default_factory=dict)
-    kind_a: bytearray = field(default_factory=bytearray)  # error kinds (indices in ERROR_KINDS)
-    kind_b: bytearray = field(default_factory=bytearray)
+    lists: dict[str, np.ndarray] = field(default_factory=dict)
+    kind_a: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))  # ERROR_KINDS indices
+    kind_b: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
     transitions: list[list[int]] = field(default_factory=list)  # [kind at A][kind at B] -> examples
-    _filtered: dict[tuple, array] = field(default_factory=dict, repr=False)
+    _filtered: dict[tuple, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def n(self) -> int:
         return len(self.ids)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held (arrays shared with the vectors counted too: an upper bound)."""
+        arrays = (self.ids, self.iou_a, self.iou_b, self.exact_a, self.exact_b, self.kind_a, self.kind_b,
+                  *self.lists.values(), *self._filtered.values())
+        return sum(a.nbytes for a in arrays) + 4096
 
     def counts(self) -> dict[str, int]:
         return {"n": self.n, "fixed": self.fixed, "broken": self.broken,
@@ -86,35 +93,41 @@ class Comparison:
                 "regressions": len(self.lists["regressions"]),
                 "improvements": len(self.lists["improvements"]), "all": self.n}
 
-    def positions(self, kind: str, kind_a: str | None = None, kind_b: str | None = None) -> array:
+    def ordered(self, positions: np.ndarray) -> np.ndarray:
+        """``positions`` in list order: largest IoU change first, ties by example id."""
+        change = np.abs(self.iou_b[positions] - self.iou_a[positions])
+        return positions[np.lexsort((self.ids[positions], -change))]
+
+    def positions(self, kind: str, kind_a: str | None = None, kind_b: str | None = None) -> np.ndarray:
         """The positions of the list ``kind`` in its order, only those whose error kind at A is
         ``kind_a`` and at B ``kind_b`` (either None: any); computed on first use and kept (a
         filter keeps the list's order)."""
         if kind == "all" and "all" not in self.lists:
-            self.lists["all"] = array("l", sorted(range(self.n), key=self._key))
+            self.lists["all"] = self.ordered(np.arange(self.n, dtype=np.int64))
         positions = self.lists[kind]
         if kind_a is None and kind_b is None:
             return positions
         key = (kind, kind_a, kind_b)
         chosen = self._filtered.get(key)
         if chosen is None:
-            ia = KIND_INDEX[kind_a] if kind_a is not None else None
-            ib = KIND_INDEX[kind_b] if kind_b is not None else None
-            ka, kb = self.kind_a, self.kind_b
-            chosen = array("l", [p for p in positions
-                                 if (ia is None or ka[p] == ia) and (ib is None or kb[p] == ib)])
+            keep = np.ones(len(positions), dtype=bool)
+            if kind_a is not None:
+                keep &= self.kind_a[positions] == KIND_INDEX[kind_a]
+            if kind_b is not None:
+                keep &= self.kind_b[positions] == KIND_INDEX[kind_b]
+            chosen = positions[keep]
             if len(self._filtered) >= FILTERED_LISTS:
                 self._filtered.clear()
             self._filtered[key] = chosen
         return chosen
 
-    def _key(self, pos: int) -> tuple[float, int]:
-        return (-abs(self.iou_b[pos] - self.iou_a[pos]), self.ids[pos])
+    def _key(self, pos) -> tuple[float, int]:
+        return (-abs(float(self.iou_b[pos]) - float(self.iou_a[pos])), int(self.ids[pos]))
 
-    def row(self, pos: int) -> tuple:
+    def row(self, pos) -> tuple:
         """(abs change, example id, iou_a, iou_b, exact_a, exact_b)"""
-        ia, ib = self.iou_a[pos], self.iou_b[pos]
-        return (abs(ib - ia), self.ids[pos], ia, ib, bool(self.exact_a[pos]), bool(self.exact_b[pos]))
+        ia, ib = float(self.iou_a[pos]), float(self.iou_b[pos])
+        return (abs(ib - ia), int(self.ids[pos]), ia, ib, bool(self.exact_a[pos]), bool(self.exact_b[pos]))
 
     def page(self, kind: str, order: str, after: tuple[float, int] | None, limit: int,
              kind_a: str | None = None, kind_b: str | None = None):
@@ -135,45 +148,19 @@ class Comparison:
 
 
 def compute_comparison(a: CheckpointVector, b: CheckpointVector) -> Comparison:
-    if a.ids == b.ids:
+    if np.array_equal(a.ids, b.ids):
         ids, ia, ib, ea, eb, ka, kb = a.ids, a.ious, b.ious, a.exact, b.exact, a.kinds, b.kinds
     else:  # different coverage: compare the examples both have
-        pos_b = {eid: i for i, eid in enumerate(b.ids)}
-        ids, ia, ib, ea, eb = array("q"), array("d"), array("d"), bytearray(), bytearray()
-        ka, kb = bytearray(), bytearray()
-        for i, eid in enumerate(a.ids):
-            j = pos_b.get(eid)
-            if j is not None:
-                ids.append(eid)
-                ia.append(a.ious[i])
-                ib.append(b.ious[j])
-                ea.append(a.exact[i])
-                eb.append(b.exact[j])
-                ka.append(a.kinds[i])
-                kb.append(b.kinds[j])
-    fixed = broken = both_right = both_wrong = 0
-    lists: dict[str, list[int]] = {k: [] for k in COMPARE_KINDS if k != "all"}  # "all": on first use
-    reg, imp, brk, fix = (lists[k].append for k in ("regressions", "improvements", "broken", "fixed"))
-    for pos, (x, y, ex, ey) in enumerate(zip(ia, ib, ea, eb)):
-        if ex and ey:
-            both_right += 1
-        elif ex:
-            broken += 1
-            brk(pos)
-        elif ey:
-            fixed += 1
-            fix(pos)
-        else:
-            both_wrong += 1
-        if y < x:
-            reg(pos)
-        elif y > x:
-            imp(pos)
-    pairs = Counter(zip(ka, kb))
-    transitions = [[pairs.get((i, j), 0) for j in range(len(ERROR_KINDS))] for i in range(len(ERROR_KINDS))]
-    cmp = Comparison(ids, ia, ib, ea, eb, fixed, broken, both_right, both_wrong,
-                     kind_a=ka, kind_b=kb, transitions=transitions)
-    for kind, positions in lists.items():
-        positions.sort(key=cmp._key)
-        cmp.lists[kind] = array("l", positions)
+        ids, pa, pb = np.intersect1d(a.ids, b.ids, assume_unique=True, return_indices=True)
+        ia, ib, ea, eb, ka, kb = a.ious[pa], b.ious[pb], a.exact[pa], b.exact[pb], a.kinds[pa], b.kinds[pb]
+    broken_mask, fixed_mask = ea & ~eb, ~ea & eb
+    n_kinds = len(ERROR_KINDS)
+    judged = (ka < n_kinds) & (kb < n_kinds)
+    pairs = np.bincount(ka[judged].astype(np.int64) * n_kinds + kb[judged], minlength=n_kinds * n_kinds)
+    cmp = Comparison(ids, ia, ib, ea, eb, fixed=int(fixed_mask.sum()), broken=int(broken_mask.sum()),
+                     both_right=int((ea & eb).sum()), both_wrong=int((~ea & ~eb).sum()),
+                     kind_a=ka, kind_b=kb, transitions=pairs.reshape(n_kinds, n_kinds).tolist())
+    for kind, mask in (("regressions", ib < ia), ("improvements", ib > ia), ("broken", broken_mask),
+                       ("fixed", fixed_mask)):  # "all": on first use
+        cmp.lists[kind] = cmp.ordered(np.flatnonzero(mask))
     return cmp

@@ -50,6 +50,7 @@ class TrainConfig:
     d_model: int = 128
     d_ff: int = 512
     depth_embedding: bool = True
+    position_scale: float = 1.0  # ModelConfig.position_scale: random stretch of training positions
     # recording
     eval_every: str = "5m"  # N optimiser steps, or a training time: 90s, 5m
     metrics_every: float = 2.0  # seconds between metric points (loss, lr, tokens/s)

@@ -14,6 +14,13 @@ argument that follows the matching parenthesis", a local question.
 Positions: rotary embeddings (RoPE) in every attention layer, plus an embedding of each token's
 parenthesis depth. The redex's end is "the parenthesis that closes the one before it", which a
 transformer must otherwise learn to count; giving it the depth makes that a lookup.
+
+Length: RoPE sees only the distances of the training terms, so a term longer than any in
+training shows the attention distances it never saw. With ``position_scale`` > 1 each training
+sequence's positions are stretched by its own random factor in ``[1, position_scale]``
+(position i at angle ``i * s * freq``): distances up to ``position_scale`` times the training
+length are seen in training, while evaluation keeps ``s = 1`` (docs/DESIGN.md, "Length
+generalisation").
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ class ModelConfig:
     depth_embedding: bool = True  # add an embedding of the parenthesis depth of each token
     max_depth: int = 64  # deeper tokens share the last depth embedding
     end_dim: int = 64  # width of the start-conditioned end pointer's query and key
+    position_scale: float = 1.0  # training stretches each sequence's positions by U[1, this]; 1: off
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -161,8 +169,13 @@ class SpanModel(nn.Module):
         if self.depth is not None:
             x = x + self.depth(self.paren_depth(ids))
         x = self.drop(x)
-        angles = torch.arange(T, device=ids.device, dtype=torch.float32)[:, None] * self.inv_freq[None, :]
-        cos, sin = angles.cos(), angles.sin()  # (T, hd/2)
+        pos = torch.arange(T, device=ids.device, dtype=torch.float32)
+        if self.training and self.cfg.position_scale > 1:  # (B, 1, T, hd/2): a stretch per sequence
+            scale = 1 + torch.rand(B, device=ids.device) * (self.cfg.position_scale - 1)
+            angles = (scale[:, None] * pos[None, :])[:, None, :, None] * self.inv_freq
+        else:
+            angles = pos[:, None] * self.inv_freq[None, :]  # (T, hd/2)
+        cos, sin = angles.cos(), angles.sin()
         # padded keys are never attended to; a batch without padding needs no mask
         attn_mask = None if bool(mask.all()) else mask[:, None, None, :]  # (B, 1, 1, T)
         weights = []

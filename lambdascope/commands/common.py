@@ -46,6 +46,8 @@ nonneg_int = number_type(lo=0, expected="expected an integer >= 0, got {text}",
 positive_float = number_type(kind=float, lo=0, lo_open=True,
                              expected="expected a positive number, got {text}",
                              out_of_range="expected a positive number, got {text}")
+at_least_one = number_type(kind=float, lo=1, expected="expected a number >= 1, got {text}",
+                           out_of_range="expected a number >= 1, got {text}")
 port = number_type(lo=1, hi=65535, expected="expected a port number, got {text}",
                    out_of_range="expected a port between 1 and 65535, got {value}")
 

@@ -10,7 +10,7 @@ import sys
 from lambdascope.suites import parse_suite_arg
 from trainer.config import TrainConfig, parse_every
 
-from .common import EXIT_FAILED, EXIT_USAGE, fraction, positive_float, positive_int
+from .common import EXIT_FAILED, EXIT_USAGE, at_least_one, fraction, positive_float, positive_int
 
 
 def checked(parse):
@@ -82,6 +82,10 @@ def register(sub) -> None:
     g.add_argument("--d-model", type=positive_int, default=d.d_model, help=f"(default {d.d_model})")
     g.add_argument("--d-ff", type=positive_int, default=d.d_ff, help=f"(default {d.d_ff})")
     g.add_argument("--no-depth-embedding", action="store_true", help="positions from RoPE only")
+    g.add_argument("--position-scale", type=at_least_one, default=d.position_scale, metavar="S",
+                   help="stretch each training sequence's positions by a random factor in [1, S], so "
+                   "terms up to S times longer than any in training show no unseen distance "
+                   f"(evaluation: 1; default {d.position_scale}, 1 = off)")
     g.add_argument("--eval-traces", type=positive_int, default=d.eval_traces,
                    help=f"evaluation traces, at most (default {d.eval_traces})")
     g.add_argument("--eval-frac", type=fraction, default=d.eval_frac, help=f"(default {d.eval_frac})")
@@ -112,7 +116,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         val_frac=args.val_frac, eval_frac=args.eval_frac, eval_traces=args.eval_traces, lr=args.lr,
         warmup_steps=args.warmup_steps, label_smoothing=args.label_smoothing, n_layer=args.n_layer,
         n_head=args.n_head, d_model=args.d_model, d_ff=args.d_ff,
-        depth_embedding=not args.no_depth_embedding, eval_every=args.eval_every,
+        depth_embedding=not args.no_depth_embedding, position_scale=args.position_scale,
+        eval_every=args.eval_every,
         no_store=args.no_store, resume=args.resume, peak_file=args.peak_file, suites=args.suites,
         suite_share=args.suite_share)
     try:
