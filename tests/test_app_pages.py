@@ -423,8 +423,12 @@ def test_warmer_precomputes_new_checkpoints(seeded):
 
     c = make_client(seeded.url)
     agg = c.app.state.aggregates
-    Warmer(c.app.state.read_sessions, agg).warm_once()
+    Warmer(c.app.state.read_sessions, agg, newest=1).warm_once()  # the newest only: no pair
+    assert [ck for ck, _ in agg.summaries._data] == [max(seeded.ck1, seeded.ck2)]
+    assert len(agg.comparisons._data) == 0
+    Warmer(c.app.state.read_sessions, agg).warm_once()  # every checkpoint, by default
     assert len(agg.summaries._data) == 2 and len(agg.comparisons._data) == 1
+    assert len(agg.generalisation._data) == 2
     # the pages then use what was computed
     assert c.get(f"/compare.json?a={seeded.ck1}&b={seeded.ck2}").json()["counts"]["broken"] == 1
     assert len(agg.comparisons._data) == 1

@@ -208,6 +208,10 @@ def test_a_bad_suite_flag_is_a_one_line_usage_error(value, fragment, capsys):
     (["--suite-share", "2"], "--suite-share: expected a fraction between 0 and 1, got '2'"),
     (["--suite-share", "0"], "--suite-share: expected a fraction above 0 and at most 1, got 0"),
     (["--suite", "church=a.jsonl", "--suite", "church=b.jsonl"], "--suite: a suite name is given twice"),
+    # the length options of the model (docs/DESIGN.md, "Length generalisation")
+    (["--position-scale", "0.5"], "--position-scale: expected a number >= 1, got '0.5'"),
+    (["--depth-rotary", "-1"], "--depth-rotary: expected an integer >= 0, got '-1'"),
+    (["--depth-rotary", "8", "--n-head", "8"], "--depth-rotary 8 must leave positions some of each head's 8"),
 ])
 def test_a_bad_suite_share_or_a_repeated_name_is_refused_before_anything_starts(tmp_path, train_data, extra,
                                                                                 fragment, capsys):

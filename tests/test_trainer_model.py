@@ -126,3 +126,70 @@ def test_predictor_returns_character_spans_in_input_order():
     for t, (s, e, sc, ec) in zip(terms, got):
         assert (s, e) == (0, 0) or 0 <= s < e <= len(t)
     assert p.predict(TERMS[1]) == pytest.approx(got[1])
+
+
+def length_model(position_scale=1.0, depth_rotary=0, depth=True, seed=0):
+    torch.manual_seed(seed)
+    cfg = ModelConfig(vocab_size=len(VOCAB), pad_id=VOCAB.pad_id, open_id=VOCAB.open_id,
+                      close_id=VOCAB.close_id, n_layer=2, n_head=2, d_model=32, d_ff=64,
+                      depth_embedding=depth, position_scale=position_scale, depth_rotary=depth_rotary)
+    return SpanModel(cfg)
+
+
+def test_the_rotary_frequencies_of_a_model_without_the_length_options_are_the_earlier_ones():
+    """Checkpoints from before position_scale/depth_rotary load into the same network."""
+    model = length_model()
+    hd = 32 // 2
+    assert torch.equal(model.inv_freq, 1.0 / 10000.0 ** (torch.arange(0, hd, 2).float() / hd))
+    assert model.depth_freq.numel() == 0
+
+
+def test_position_scale_stretches_training_positions_only():
+    ids, mask = collate([VOCAB.encode(t) for t in TERMS])
+    plain, scaled = length_model(), length_model(position_scale=3.0)
+    scaled.load_state_dict(plain.state_dict())
+    plain.eval(), scaled.eval()
+    with torch.no_grad():  # evaluation: positions as they are, the same network
+        assert torch.allclose(plain(ids, mask)[0], scaled(ids, mask)[0])
+        plain.train(), scaled.train()
+        torch.manual_seed(1)
+        a = plain(ids, mask)[0]
+        torch.manual_seed(1)
+        b = scaled(ids, mask)[0]
+    finite = mask
+    assert not torch.allclose(a[finite], b[finite])  # training: stretched
+
+
+def test_depth_rotary_attention_sees_depth_differences_not_depths():
+    """With the depth embedding off, a depth-rotary model sees depths only through attention, as
+    differences: adding the same amount to every token's depth changes nothing, doubling them
+    does (through the model's own forward, its depths shifted)."""
+    model = length_model(depth_rotary=4, depth=False).eval()
+    ids, mask = collate([VOCAB.encode(t) for t in TERMS])
+    real = model.paren_depth
+
+    def run(change):
+        model.paren_depth = lambda x, clamp=True: change(real(x, clamp))
+        try:
+            with torch.no_grad():
+                start, end = model(ids, mask)
+        finally:
+            model.paren_depth = real
+        return start[mask], end[mask[:, :, None] & mask[:, None, :]]
+
+    base = run(lambda d: d)
+    for got, want in zip(run(lambda d: d + 7), base):
+        assert torch.allclose(got, want, atol=1e-4)
+    assert not torch.allclose(run(lambda d: d * 2)[0], base[0], atol=1e-4)
+
+
+def test_the_depth_rotary_model_reads_depth_from_the_parentheses():
+    model = length_model(depth_rotary=4, depth=False).eval()
+    shallow = VOCAB.encode("f (g x) y")
+    deep = VOCAB.encode("f (((g x))) y")
+    for term in (shallow, deep):  # runs, gives finite scores over the real tokens
+        ids, mask = collate([term])
+        start, end = model(ids, mask)
+        assert torch.isfinite(start[mask]).all() and end.shape == (1, len(term), len(term))
+    ids, mask = collate([deep])
+    assert model.paren_depth(ids, clamp=False).max() == 3

@@ -51,6 +51,7 @@ class TrainConfig:
     d_ff: int = 512
     depth_embedding: bool = True
     position_scale: float = 1.0  # ModelConfig.position_scale: random stretch of training positions
+    depth_rotary: int = 0  # ModelConfig.depth_rotary: rotary pairs per head turned by depth
     # recording
     eval_every: str = "5m"  # N optimiser steps, or a training time: 90s, 5m
     metrics_every: float = 2.0  # seconds between metric points (loss, lr, tokens/s)
@@ -98,6 +99,9 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.d_model % cfg.n_head or (cfg.d_model // cfg.n_head) % 2:
         raise ConfigError(f"{{d_model}} {cfg.d_model} must split into {{n_head}} {cfg.n_head} "
                           "heads of even width")
+    if cfg.depth_rotary >= cfg.d_model // cfg.n_head // 2:
+        raise ConfigError(f"{{depth_rotary}} {cfg.depth_rotary} must leave positions some of each head's "
+                          f"{cfg.d_model // cfg.n_head // 2} rotary pairs")
     try:
         parse_every(cfg.eval_every)
     except ValueError as e:

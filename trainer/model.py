@@ -20,7 +20,10 @@ training shows the attention distances it never saw. With ``position_scale`` > 1
 sequence's positions are stretched by its own random factor in ``[1, position_scale]``
 (position i at angle ``i * s * freq``): distances up to ``position_scale`` times the training
 length are seen in training, while evaluation keeps ``s = 1`` (docs/DESIGN.md, "Length
-generalisation").
+generalisation"). Depth: an embedding of the absolute depth is untrained past the depths of the
+training terms; with ``depth_rotary`` = k, k of each head's rotary pairs turn by the token's
+depth instead of its position, so attention sees differences of depth (a parenthesis and its
+match: 0), which every depth shows.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ class ModelConfig:
     max_depth: int = 64  # deeper tokens share the last depth embedding
     end_dim: int = 64  # width of the start-conditioned end pointer's query and key
     position_scale: float = 1.0  # training stretches each sequence's positions by U[1, this]; 1: off
+    depth_rotary: int = 0  # rotary pairs per head turned by parenthesis depth instead of position
+    depth_rope_base: float = 100.0  # their frequency base
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -122,8 +127,12 @@ class SpanModel(nn.Module):
         self.end_q = nn.Linear(cfg.d_model, cfg.end_dim)  # read at the start position
         self.end_k = nn.Linear(cfg.d_model, cfg.end_dim)  # read at each candidate end
         hd = cfg.d_model // cfg.n_head
-        self.register_buffer("inv_freq", 1.0 / cfg.rope_base ** (torch.arange(0, hd, 2).float() / hd),
+        n_pos = hd // 2 - cfg.depth_rotary  # rotary pairs turned by position; the rest by depth
+        assert n_pos > 0 and cfg.depth_rotary >= 0, "depth_rotary must leave a pair for positions"
+        self.register_buffer("inv_freq", 1.0 / cfg.rope_base ** (torch.arange(n_pos).float() / n_pos),
                              persistent=False)
+        self.register_buffer("depth_freq", 1.0 / cfg.depth_rope_base ** (
+            torch.arange(cfg.depth_rotary).float() / max(cfg.depth_rotary, 1)), persistent=False)
         self.apply(self._init)
         for name, p in self.named_parameters():  # scaled init of the residual projections (GPT-2)
             if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
@@ -149,13 +158,13 @@ class SpanModel(nn.Module):
         cfg = self.cfg
         return 6 * self.n_params() + 12 * cfg.n_layer * cfg.d_model * seq_len
 
-    def paren_depth(self, ids: torch.Tensor) -> torch.Tensor:
+    def paren_depth(self, ids: torch.Tensor, clamp: bool = True) -> torch.Tensor:
         """(B, T) depth of each token: a '(' and its matching ')' have the depth of what they
-        enclose; padding gets 0."""
+        enclose; padding gets 0. ``clamp``: deeper tokens at the embedding's last depth."""
         opens = (ids == self.cfg.open_id).long()
         closes = (ids == self.cfg.close_id).long()
         depth = opens.cumsum(1) - closes.cumsum(1) + closes
-        return depth.clamp(0, self.cfg.max_depth - 1)
+        return depth.clamp(0, self.cfg.max_depth - 1) if clamp else depth.clamp(min=0)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, starts: torch.Tensor | None = None,
                 return_attention: bool = False):
@@ -175,6 +184,9 @@ class SpanModel(nn.Module):
             angles = (scale[:, None] * pos[None, :])[:, None, :, None] * self.inv_freq
         else:
             angles = pos[:, None] * self.inv_freq[None, :]  # (T, hd/2)
+        if self.cfg.depth_rotary:  # (B, 1, T, hd/2): position pairs, then depth pairs
+            depth = self.paren_depth(ids, clamp=False).float()[:, None, :, None] * self.depth_freq
+            angles = torch.cat((angles.expand(B, 1, T, angles.shape[-1]), depth), dim=-1)
         cos, sin = angles.cos(), angles.sin()
         # padded keys are never attended to; a batch without padding needs no mask
         attn_mask = None if bool(mask.all()) else mask[:, None, None, :]  # (B, 1, 1, T)

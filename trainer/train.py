@@ -113,7 +113,8 @@ class Training:
         self.mcfg = ModelConfig(**ckpt["model_config"]) if ckpt else ModelConfig(
             vocab_size=len(vocab), pad_id=vocab.pad_id, open_id=vocab.open_id, close_id=vocab.close_id,
             n_layer=cfg.n_layer, n_head=cfg.n_head, d_model=cfg.d_model, d_ff=cfg.d_ff,
-            depth_embedding=cfg.depth_embedding, position_scale=cfg.position_scale)
+            depth_embedding=cfg.depth_embedding, position_scale=cfg.position_scale,
+            depth_rotary=cfg.depth_rotary)
         # the counters, saved in every checkpoint
         self.step, self.tokens, self.padded = 0, 0, 0
         self.train_s, self.eval_s = 0.0, 0.0

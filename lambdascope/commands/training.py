@@ -10,7 +10,7 @@ import sys
 from lambdascope.suites import parse_suite_arg
 from trainer.config import TrainConfig, parse_every
 
-from .common import EXIT_FAILED, EXIT_USAGE, at_least_one, fraction, positive_float, positive_int
+from .common import EXIT_FAILED, EXIT_USAGE, at_least_one, fraction, nonneg_int, positive_float, positive_int
 
 
 def checked(parse):
@@ -86,6 +86,9 @@ def register(sub) -> None:
                    help="stretch each training sequence's positions by a random factor in [1, S], so "
                    "terms up to S times longer than any in training show no unseen distance "
                    f"(evaluation: 1; default {d.position_scale}, 1 = off)")
+    g.add_argument("--depth-rotary", type=nonneg_int, default=d.depth_rotary, metavar="K",
+                   help="of each head's rotary pairs, K turn by the token's parenthesis depth instead of "
+                   f"its position: attention sees depth differences, at any depth (default {d.depth_rotary})")
     g.add_argument("--eval-traces", type=positive_int, default=d.eval_traces,
                    help=f"evaluation traces, at most (default {d.eval_traces})")
     g.add_argument("--eval-frac", type=fraction, default=d.eval_frac, help=f"(default {d.eval_frac})")
@@ -117,6 +120,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         warmup_steps=args.warmup_steps, label_smoothing=args.label_smoothing, n_layer=args.n_layer,
         n_head=args.n_head, d_model=args.d_model, d_ff=args.d_ff,
         depth_embedding=not args.no_depth_embedding, position_scale=args.position_scale,
+        depth_rotary=args.depth_rotary,
         eval_every=args.eval_every,
         no_store=args.no_store, resume=args.resume, peak_file=args.peak_file, suites=args.suites,
         suite_share=args.suite_share)
