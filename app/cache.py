@@ -88,7 +88,7 @@ class Aggregates:
         self.comparisons = Memo(4096, max_bytes=COMPARISON_BYTES)
         self.counts = Memo(4096)
         self.curves = Memo(512)
-        self.generalisation = Memo(256)  # small: counts by term length and trace length
+        self.generalisation = Memo(1024)  # small: counts by term length and trace length
         self.sparkline_metric: dict[int, str] = {}  # run id -> the metric its sparkline shows
 
     def clear(self) -> None:

@@ -355,7 +355,10 @@ class Training:
                             for b in make_batches([len(x) for x in val.ids], 16384, random.Random(0))]
         mcfg = self.mcfg
         _say(f"model: {model.n_params() / 1e6:.2f}M parameters ({mcfg.n_layer} layers, d={mcfg.d_model}, "
-             f"{mcfg.n_head} heads, depth embedding {'on' if mcfg.depth_embedding else 'off'}); "
+             f"{mcfg.n_head} heads, depth embedding {'on' if mcfg.depth_embedding else 'off'}"
+             + (f", {mcfg.depth_rotary} rotary pairs by depth" if mcfg.depth_rotary else "")
+             + (f", training positions stretched by up to {mcfg.position_scale:g}x" if mcfg.position_scale > 1 else "")
+             + "); "
              f"batches of <= {cfg.batch_tokens} tokens, padding {_pct(self.stream.padding_fraction())} this "
              f"epoch; device {device}, {cfg.threads} threads"
              + (f", {ddp.world} processes (DistributedDataParallel)" if ddp.enabled else ""))
