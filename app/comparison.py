@@ -44,17 +44,25 @@ VECTOR_ROW = np.dtype([("id", "i8"), ("iou", "f8"), ("exact", "?"), ("kind", "u1
 
 
 def compute_vector(session, ck: int) -> CheckpointVector:
-    """Read checkpoint ``ck``'s predictions into a vector, through the driver's own cursor
-    (plain tuples: SQLAlchemy's rows cost as much again as the fetch, on 100,000 predictions)."""
+    """Read checkpoint ``ck``'s predictions into a vector. The statement goes through SQLAlchemy
+    (so the pages' query time limit arms for it, and its errors are SQLAlchemy's), the rows are
+    fetched from the driver's cursor as plain tuples (SQLAlchemy's rows cost as much again as
+    the fetch, on 100,000 predictions): a fetch stopped by the time limit is wrapped the same way."""
+    from sqlalchemy.exc import DBAPIError
+
     conn = session.connection()
     style = conn.dialect.paramstyle
     placeholder = {"qmark": "?", "numeric": ":1", "named": ":ck", "format": "%s", "pyformat": "%(ck)s"}[style]
-    cursor = conn.connection.cursor()
+    statement = VECTOR_SQL.format(ck=placeholder)
+    params = {"ck": ck} if style in ("named", "pyformat") else (ck,)
+    result = conn.exec_driver_sql(statement, params)
+    error = conn.dialect.loaded_dbapi.Error
     try:
-        cursor.execute(VECTOR_SQL.format(ck=placeholder), {"ck": ck} if style in ("named", "pyformat") else (ck,))
-        rows = np.array(cursor.fetchall(), dtype=VECTOR_ROW)
+        rows = np.array(result.cursor.fetchall(), dtype=VECTOR_ROW)
+    except error as e:
+        raise DBAPIError.instance(statement, params, e, error) from e
     finally:
-        cursor.close()
+        result.close()
     return CheckpointVector(*(np.ascontiguousarray(rows[f]) for f in ("id", "iou", "exact", "kind")))
 
 

@@ -111,3 +111,26 @@ def test_the_limit_is_a_setting_and_a_flag_of_serve(tmp_path, monkeypatch):
                            text=True)
         assert r.returncode == 2 and said in r.stderr and "--query-timeout" in r.stderr, r.stderr
     assert json.loads(settings_to_env(Settings(db_url="sqlite://", query_timeout=0)))["query_timeout"] == 0
+
+
+def test_a_comparison_vector_read_long_after_an_earlier_query_is_not_stopped(seeded, monkeypatch):
+    """compute_vector fetches from the driver's cursor, but its statement goes through
+    SQLAlchemy, so the time limit arms for it afresh: a page that queried, then worked past the
+    limit, still reads a checkpoint's vector whole (a statement run on the bare cursor would find
+    the earlier query's deadline passed and be interrupted)."""
+    import app.query_limit
+    from app.comparison import compute_vector
+
+    monkeypatch.setattr(app.query_limit, "PROGRESS_OPS", 1)  # the deadline looked at every instruction
+    c = make_client(seeded.url, query_timeout=LIMIT)
+
+    @c.app.get("/vector.json")
+    def vector(db: ReadDB):
+        db.execute(text("SELECT 1")).scalar()
+        time.sleep(LIMIT * 1.5)
+        v = compute_vector(db, seeded.ck1)
+        return {"n": len(v.ids), "exact": int(v.exact.sum())}
+
+    r = c.get("/vector.json")
+    assert r.status_code == 200, r.text
+    assert r.json()["n"] > 0
