@@ -193,3 +193,19 @@ def test_the_depth_rotary_model_reads_depth_from_the_parentheses():
         assert torch.isfinite(start[mask]).all() and end.shape == (1, len(term), len(term))
     ids, mask = collate([deep])
     assert model.paren_depth(ids, clamp=False).max() == 3
+
+
+@pytest.mark.parametrize("field, value, fragment", [
+    ("position_scale", 0.5, "position_scale: expected a number >= 1, got 0.5"),
+    ("position_scale", float("nan"), "position_scale: expected a number >= 1, got nan"),
+    ("depth_rotary", -1, "depth_rotary -1 must leave positions"),
+])
+def test_the_library_refuses_bad_length_options_too(field, value, fragment):
+    """TrainConfig through the library, not the command line: a bad value is a ConfigError
+    naming its field, not an option silently off."""
+    import dataclasses
+
+    from trainer.config import ConfigError, TrainConfig, check_config
+
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(")):
+        check_config(dataclasses.replace(TrainConfig(), **{field: value}))

@@ -99,7 +99,9 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.d_model % cfg.n_head or (cfg.d_model // cfg.n_head) % 2:
         raise ConfigError(f"{{d_model}} {cfg.d_model} must split into {{n_head}} {cfg.n_head} "
                           "heads of even width")
-    if cfg.depth_rotary >= cfg.d_model // cfg.n_head // 2:
+    if not cfg.position_scale >= 1:
+        raise ConfigError(f"{{position_scale}}: expected a number >= 1, got {cfg.position_scale}")
+    if cfg.depth_rotary < 0 or cfg.depth_rotary >= cfg.d_model // cfg.n_head // 2:
         raise ConfigError(f"{{depth_rotary}} {cfg.depth_rotary} must leave positions some of each head's "
                           f"{cfg.d_model // cfg.n_head // 2} rotary pairs")
     try:
