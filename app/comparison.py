@@ -37,9 +37,9 @@ class CheckpointVector:
 
 # the error kind as its index, in SQL: every column a number, so the rows become one structured
 # array in a single numpy call (unzipping 100,000 tuples in Python costs as much as the fetch)
-VECTOR_SQL = ("SELECT example_id, iou, exact, CASE error_kind "
-              + " ".join(f"WHEN '{k}' THEN {i}" for k, i in KIND_INDEX.items())
-              + f" ELSE {UNJUDGED} END FROM predictions WHERE checkpoint_id = {{ck}} ORDER BY example_id")
+KIND_CASES = " ".join("WHEN '%s' THEN %d" % (k, i) for k, i in KIND_INDEX.items())  # code constants only
+VECTOR_SQL = (f"SELECT example_id, iou, exact, CASE error_kind {KIND_CASES} ELSE {UNJUDGED} END "
+              "FROM predictions WHERE checkpoint_id = {ck} ORDER BY example_id")
 VECTOR_ROW = np.dtype([("id", "i8"), ("iou", "f8"), ("exact", "?"), ("kind", "u1")])
 
 
