@@ -38,8 +38,8 @@ class CheckpointVector:
 # the error kind as its index, in SQL: every column a number, so the rows become one structured
 # array in a single numpy call (unzipping 100,000 tuples in Python costs as much as the fetch)
 KIND_CASES = " ".join("WHEN '%s' THEN %d" % (k, i) for k, i in KIND_INDEX.items())  # code constants only
-VECTOR_SQL = text(f"SELECT example_id, iou, exact, CASE error_kind {KIND_CASES} ELSE {UNJUDGED} END "
-                  "FROM predictions WHERE checkpoint_id = :ck ORDER BY example_id")
+VECTOR_SQL = (f"SELECT example_id, iou, exact, CASE error_kind {KIND_CASES} ELSE {UNJUDGED} END "
+              "FROM predictions WHERE checkpoint_id = {ck} ORDER BY example_id")
 VECTOR_ROW = np.dtype([("id", "i8"), ("iou", "f8"), ("exact", "?"), ("kind", "u1")])
 
 
@@ -51,12 +51,16 @@ def compute_vector(session, ck: int) -> CheckpointVector:
     from sqlalchemy.exc import DBAPIError
 
     conn = session.connection()
-    result = conn.execute(VECTOR_SQL, {"ck": ck})
+    style = conn.dialect.paramstyle
+    placeholder = {"qmark": "?", "numeric": ":1", "named": ":ck", "format": "%s", "pyformat": "%(ck)s"}[style]
+    statement = VECTOR_SQL.format(ck=placeholder)
+    params = {"ck": ck} if style in ("named", "pyformat") else (ck,)
+    result = conn.exec_driver_sql(statement, params)
     error = conn.dialect.loaded_dbapi.Error
     try:
         rows = np.array(result.cursor.fetchall(), dtype=VECTOR_ROW)
     except error as e:
-        raise DBAPIError.instance(str(VECTOR_SQL), {"ck": ck}, e, error) from e
+        raise DBAPIError.instance(statement, params, e, error) from e
     finally:
         result.close()
     return CheckpointVector(*(np.ascontiguousarray(rows[f]) for f in ("id", "iou", "exact", "kind")))
