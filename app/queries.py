@@ -57,19 +57,35 @@ CK_COLUMNS = (Checkpoint.id, Checkpoint.run_id, Checkpoint.eval_set_id, Checkpoi
 
 def _ck_dict(row) -> dict[str, Any]:
     d = dict(row._mapping)
-    d["metrics"] = finite(d["metrics"] or {})
+    if "metrics" in d:
+        d["metrics"] = finite(d["metrics"] or {})
     d["label"] = checkpoint_label(d)
     return d
 
 
-def get_checkpoint(ck: int, *, session) -> dict[str, Any]:
+def get_checkpoint(ck: int, *, session, metrics: bool = True) -> dict[str, Any]:
+    """Checkpoint ``ck`` with its run's name and status (a 404 when there is none).
+    ``metrics=False`` leaves out its metrics, whose decoding was most of the lookup's cost, for
+    a page that does not show them (the trace page)."""
     if not 1 <= ck <= MAX_ID:
         raise NotFound(f"no checkpoint {ck}")
-    row = session.execute(select(*CK_COLUMNS).join(Run, Run.id == Checkpoint.run_id)
-                          .where(Checkpoint.id == ck)).first()
+    row = session.connection().execute(_CK_BY_ID[metrics], {"ck": ck}).first()
     if row is None:
         raise NotFound(f"no checkpoint {ck}")
     return _ck_dict(row)
+
+
+# the checkpoint columns of a page joined with the run's, with and without the metrics; run on
+# the session's Core connection (a row needs no ORM)
+_CK_SELECTS = {m: select(*(c for c in CK_COLUMNS if m or c is not Checkpoint.metrics))
+               .join(Run, Run.id == Checkpoint.run_id) for m in (True, False)}
+
+
+_CK_BY_ID = {m: sel.where(Checkpoint.id == bindparam("ck")) for m, sel in _CK_SELECTS.items()}
+
+
+def _ck_select(metrics: bool = True):
+    return _CK_SELECTS[metrics]
 
 
 MAIN = Checkpoint.suite.is_(None)  # a run's own evaluation, not a suite's sibling row
@@ -79,14 +95,14 @@ def _same_suite(suite: str | None):
     return MAIN if suite is None else Checkpoint.suite == suite
 
 
-def resolve_checkpoint(ck_id: int, suite: str | None, *, session) -> dict[str, Any]:
+def resolve_checkpoint(ck_id: int, suite: str | None, *, session, metrics: bool = True) -> dict[str, Any]:
     """Checkpoint ``ck_id``, or with ``suite`` its sibling row evaluated on that suite (the same
     run, step and path; ``store.write_evaluation(suite=…)``): a 404 naming the suites there are
-    when it has none of that name."""
-    ck = get_checkpoint(ck_id, session=session)
+    when it has none of that name. ``metrics``: as in ``get_checkpoint``."""
+    ck = get_checkpoint(ck_id, session=session, metrics=metrics)
     if suite is None or suite == ck["suite"]:
         return ck
-    row = session.execute(select(*CK_COLUMNS).join(Run, Run.id == Checkpoint.run_id).where(
+    row = session.connection().execute(_ck_select(metrics).where(
         Checkpoint.run_id == ck["run_id"], Checkpoint.step == ck["step"], Checkpoint.path == ck["path"],
         Checkpoint.suite == suite).order_by(Checkpoint.id.desc()).limit(1)).first()
     if row is None:
@@ -112,12 +128,15 @@ def suite_rows(ck: Mapping[str, Any], *, session) -> dict[str | None, int]:
 def checkpoints_of_eval_set(eval_set_id: int, *, session, suite: str | None = None) -> list[dict[str, Any]]:
     """Every checkpoint evaluated on an evaluation set, newest first (for pickers): the main
     rows, or with ``suite`` the rows of that suite."""
-    rows = session.execute(
-        select(Checkpoint.id, Checkpoint.step, Checkpoint.name, Checkpoint.suite, Run.name.label("run_name"))
-        .join(Run, Run.id == Checkpoint.run_id)
-        .where(Checkpoint.eval_set_id == eval_set_id, _same_suite(suite))
-        .order_by(Checkpoint.id.desc())).all()
+    rows = session.connection().execute(_OF_EVAL_SET[suite is not None], {"es": eval_set_id, "suite": suite}).all()
     return [{"id": r.id, "label": checkpoint_label(r._mapping)} for r in rows]
+
+
+_OF_EVAL_SET = {by_suite: select(Checkpoint.id, Checkpoint.step, Checkpoint.name, Checkpoint.suite,
+                                 Run.name.label("run_name")).join(Run, Run.id == Checkpoint.run_id)
+                .where(Checkpoint.eval_set_id == bindparam("es"),
+                       Checkpoint.suite == bindparam("suite") if by_suite else MAIN)
+                .order_by(Checkpoint.id.desc()) for by_suite in (False, True)}
 
 
 def all_checkpoints(*, session) -> list[dict[str, Any]]:
@@ -450,32 +469,33 @@ def _true_span(term: str) -> tuple[int, int] | None:
 def trace_data(identity: str, *, session, ck_id: int | None = None, suite: str | None = None) -> dict[str, Any]:
     if ck_id is None and suite is not None:
         raise BadRequest("suite: give the checkpoint too (ck), whose suite row to show")
-    ck = resolve_checkpoint(ck_id, suite, session=session) if ck_id is not None else None
+    # the page's six statements on the session's Core connection: its rows need no ORM objects
+    conn = session.connection()
+    ck = resolve_checkpoint(ck_id, suite, session=session, metrics=False) if ck_id is not None else None
     if ck is not None:
         es = ck["eval_set_id"]
     else:
-        es = session.scalar(select(func.min(Example.eval_set_id))
-                            .where(Example.trace_identity == identity))
+        es = conn.execute(select(func.min(Example.eval_set_id))
+                          .where(Example.trace_identity == identity)).scalar()
     # the trace's steps with the checkpoint's predictions (none without a checkpoint)
-    ex_rows = session.execute(text(
-        "SELECT e.id, e.trace_id, e.step_k, e.steps_total, e.term, e.gold_start, e.gold_end, "
-        "e.term_len, p.pred_start, p.pred_end, p.start_conf, p.end_conf, p.iou, p.exact, p.error_kind "
-        "FROM examples e LEFT JOIN predictions p ON p.checkpoint_id = :ck AND p.example_id = e.id "
-        "WHERE e.trace_identity = :t AND e.eval_set_id = :es ORDER BY e.step_k"),
-        {"ck": ck["id"] if ck else -1, "t": identity, "es": es}).all() if es is not None else []
+    ex_rows = conn.execute(TRACE_STEPS_SQL, {"ck": ck["id"] if ck else -1, "t": identity, "es": es}).all() \
+        if es is not None else []
     if not ex_rows:
         where = f" in the evaluation set of checkpoint {ck['id']}" if ck else ""
         raise NotFound(f"no trace {identity}{where}")
     rollout = None
     if ck is not None:
-        ro = session.get(Rollout, (ck["id"], identity))
+        ro = conn.execute(ROLLOUT_SELECT, {"ck": ck["id"], "t": identity}).first()
         if ro is not None:
+            # a rollout mostly follows its gold trace: a term of the trace has its gold span,
+            # which the data's validation checked to be its normal-order redex
+            gold = {r.term: (r.gold_start, r.gold_end) for r in ex_rows}
             path = []
             for k, item in enumerate(ro.path or []):
                 try:
-                    term, (s, e) = item[0], item[1]
-                    path.append({"k": k, "term": str(term), "span": [int(s), int(e)],
-                                 "true_span": _true_span(str(term))})
+                    term, (s, e) = str(item[0]), item[1]
+                    path.append({"k": k, "term": term, "span": [int(s), int(e)],
+                                 "true_span": gold[term] if term in gold else _true_span(term)})
                 except (TypeError, ValueError, IndexError):
                     path.append({"k": k, "term": repr(item), "span": [0, 0], "true_span": None})
             rollout = {"success": ro.success, "reached_normal_form": ro.reached_normal_form,
@@ -495,17 +515,11 @@ def trace_data(identity: str, *, session, ck_id: int | None = None, suite: str |
         })
     # an evaluation set's traces are stored one after another (ensure_eval_set writes them in
     # one insert), so the neighbours are the rows just before and after this trace's
-    neighbours = dict((side, (t, e)) for side, t, e in session.execute(text(
-        "SELECT * FROM (SELECT 0 AS side, trace_identity, eval_set_id FROM examples "
-        "WHERE id < :first ORDER BY id DESC LIMIT 1) AS b UNION ALL "
-        "SELECT * FROM (SELECT 1 AS side, trace_identity, eval_set_id FROM examples "
-        "WHERE id > :last ORDER BY id LIMIT 1) AS a"),
-        {"first": ex_rows[0].id, "last": ex_rows[-1].id}))
+    neighbours = dict((side, (t, e)) for side, t, e in conn.execute(
+        NEIGHBOURS_SQL, {"first": ex_rows[0].id, "last": ex_rows[-1].id}))
     prev_t, next_t = ((neighbours[i][0] if i in neighbours and neighbours[i][1] == es else None)
                       for i in (0, 1))
-    labels = session.execute(select(Label.id, Label.step_k, Label.category, Label.note,
-                                    Label.created_at).where(Label.trace_identity == identity)
-                             .order_by(Label.created_at, Label.id)).all()
+    labels = conn.execute(TRACE_LABELS_SELECT, {"t": identity}).all()
     return {
         "identity": identity, "trace_id": ex_rows[0].trace_id, "eval_set_id": es,
         "steps_total": ex_rows[0].steps_total,
@@ -515,6 +529,23 @@ def trace_data(identity: str, *, session, ck_id: int | None = None, suite: str |
         "prev_trace": prev_t, "next_trace": next_t,
         "checkpoints": checkpoints_of_eval_set(es, session=session, suite=ck["suite"] if ck else None),
     }
+
+
+TRACE_STEPS_SQL = text(
+    "SELECT e.id, e.trace_id, e.step_k, e.steps_total, e.term, e.gold_start, e.gold_end, "
+    "e.term_len, p.pred_start, p.pred_end, p.start_conf, p.end_conf, p.iou, p.exact, p.error_kind "
+    "FROM examples e LEFT JOIN predictions p ON p.checkpoint_id = :ck AND p.example_id = e.id "
+    "WHERE e.trace_identity = :t AND e.eval_set_id = :es ORDER BY e.step_k")
+NEIGHBOURS_SQL = text(
+    "SELECT * FROM (SELECT 0 AS side, trace_identity, eval_set_id FROM examples "
+    "WHERE id < :first ORDER BY id DESC LIMIT 1) AS b UNION ALL "
+    "SELECT * FROM (SELECT 1 AS side, trace_identity, eval_set_id FROM examples "
+    "WHERE id > :last ORDER BY id LIMIT 1) AS a")
+ROLLOUT_SELECT = select(Rollout.success, Rollout.reached_normal_form, Rollout.steps, Rollout.gold_steps,
+                        Rollout.first_divergent_step, Rollout.outcome, Rollout.path).where(
+    Rollout.checkpoint_id == bindparam("ck"), Rollout.trace_identity == bindparam("t"))
+TRACE_LABELS_SELECT = select(Label.id, Label.step_k, Label.category, Label.note, Label.created_at).where(
+    Label.trace_identity == bindparam("t")).order_by(Label.created_at, Label.id)
 
 
 # ---------------------------------------------------------------------------------------------

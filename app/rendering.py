@@ -230,6 +230,77 @@ def compare_rows(rows: list[dict[str, Any]], b_id: int) -> Markup:
     return Markup("".join(out))
 
 
+def trace_rows(steps: list[dict[str, Any]], rollout: Mapping[str, Any] | None,
+               ck: Mapping[str, Any] | None, focus_step: Any = None) -> Markup:
+    """The ``<tr>``s of the trace table (trace.html): step k of the gold trace with the
+    checkpoint's prediction, and step k of the model's own rollout beside it. A trace page is
+    drawn for nearly every address once (the page cache rarely sees one twice), and as markup
+    these rows were most of its time."""
+    path = rollout["path"] if rollout else []
+    div = rollout["first_divergent_step"] if rollout else None
+    out = []
+    for k in range(max(len(steps), len(path))):
+        s = steps[k] if k < len(steps) else None
+        r = path[k] if k < len(path) else None
+        cls = "step"
+        if div is not None and k == div:
+            cls += " diverged"
+        elif div is not None and k > div:
+            cls += " after-divergence"
+        if focus_step is not None and focus_step == k:
+            cls += " is-current"
+        nav = f' data-nav-item data-step="{k}"' if s else ""
+        out.append(f'    <tr id="step-{k}" class="{cls}"{nav}>\n      <td class="num k">{k}</td>\n'
+                   f'      <td class="term-cell">\n')
+        if s:
+            pred = s["pred"]
+            spans = f"gold {html_text(span_label(s['gold']))}"
+            if pred is not None:
+                spans += (f" · pred {html_text(span_label(pred))} · conf {html_text(fmt_fixed(s['start_conf']))}"
+                          f"/{html_text(fmt_fixed(s['end_conf']))}")
+            if s["term_len"]:
+                spans += f" · {int(s['term_len'])} chars"
+            out.append(f'          {term_html(s["term"], s["gold"], pred)}\n'
+                       f'          <div class="spans small muted">{spans}</div>\n')
+            kind = s["error_kind"]
+            if kind and kind != "exact":
+                shrink = html_text(url("/shrink", ck=ck["id"], term=s["term"]))
+                out.append(
+                    f'          <div class="why small">{kind_badge_text(kind)} <span class="muted">'
+                    f'{html_text(ERROR_KINDS.get(kind, ""))}</span></div>\n'
+                    f'          <div class="shrink-row small"><button type="button" class="link-button '
+                    f'shrink-button" hx-get="{shrink}" hx-target="next .shrink-panel" hx-swap="innerHTML" '
+                    f'title="search for a smaller term the model still gets wrong this way">shrink</button>'
+                    f'<div class="shrink-panel" data-model-panel></div></div>\n')
+        else:
+            out.append('          <span class="muted">(the gold trace ended)</span>\n')
+        iou = f"{html_text(fmt_fixed(s['iou']))} {ok_html(s['exact'])}" if s and s["iou"] is not None else ""
+        out.append(f'      </td>\n      <td class="num iou">{iou}</td>\n')
+        if rollout:
+            out.append('      <td class="term-cell rollout-cell">\n')
+            if r:
+                badge = ('<span class="badge diverge-badge" title="the first step where the model\'s span '
+                         'differs from the gold one">first divergence</span> ') if div is not None and k == div else ""
+                true = r["true_span"]
+                note = f" · true redex {html_text(span_label(true))}" if true is not None else ""
+                out.append(f'          {badge}{term_html(r["term"], true, r["span"], "model")}\n'
+                           f'          <div class="spans small muted">model {html_text(span_label(r["span"]))}'
+                           f'{note}</div>\n')
+            elif k == len(path):
+                why = ""
+                if not rollout["success"]:
+                    why = (" (a wrong normal form)" if rollout["reached_normal_form"]
+                           else " (it did not reach the normal form)")
+                badge = f" {outcome_badge(rollout['outcome'])}" if rollout["outcome"] else ""
+                out.append(f'          <span class="muted small rollout-end">the model\'s rollout ends here'
+                           f'{html_text(why)}</span>{badge}\n')
+            else:
+                out.append('          <span class="muted">–</span>\n')
+            out.append('      </td>\n')
+        out.append('    </tr>\n')
+    return Markup("".join(out))
+
+
 def url(path: str, params: Mapping[str, Any] | None = None, **more: Any) -> str:
     """``path`` with the non-empty parameters as a query string (as ``urlencode`` writes it,
     without its cost for the plain numbers most links carry). A list or tuple value is the
@@ -286,7 +357,7 @@ class Renderer:
         self.env.globals.update(
             highlight=highlight, is_normal_form=is_normal_form, span_label=span_label,
             term_html=term_html, ok_html=ok_html, example_rows=example_rows,
-            compare_rows=compare_rows, url=url, charts=charts,
+            compare_rows=compare_rows, trace_rows=trace_rows, url=url, charts=charts,
             category_titles=CATEGORY_TITLES, compare_kinds=COMPARE_KINDS,
             kind_badge=kind_badge, outcome_badge=outcome_badge, error_kinds=ERROR_KINDS,
             error_kind_titles=ERROR_KIND_TITLES, rollout_outcomes=ROLLOUT_OUTCOMES,

@@ -265,6 +265,28 @@ def test_trace_page(client, seeded):
     assert gold_only["checkpoint"] is None and all(s["pred"] is None for s in gold_only["steps"])
 
 
+def test_a_rollouts_true_spans_are_the_cores_on_and_off_the_gold_trace(client, seeded):
+    """The trace page takes a rollout term's true redex from the gold trace when the term is
+    one of its steps, and parses it otherwise: both must be the core's normal-order redex."""
+    from lambdascope.terms import parse, redex_span
+
+    on_gold = off_gold = 0
+    for tr in seeded.traces[:20] + [next(t for t in seeded.traces if t.identity == seeded.regression[0])]:
+        d = client.get(f"/traces/{tr.identity}.json?ck={seeded.ck2}").json()
+        if d["rollout"] is None:
+            continue
+        gold_terms = {r.term for r in tr.records}
+        html = client.get(f"/traces/{tr.identity}?ck={seeded.ck2}").text
+        for item in d["rollout"]["path"]:
+            truth = list(redex_span(parse(item["term"])))
+            assert item["true_span"] == truth, (tr.identity, item)
+            on_gold += item["term"] in gold_terms
+            off_gold += item["term"] not in gold_terms
+            label = "NF" if truth == [0, 0] else f"[{truth[0]}, {truth[1]})"
+            assert f"· true redex {label}</div>" in html
+    assert on_gold and off_gold  # both ways were taken
+
+
 def test_compare_lists_the_known_regression(client, seeded):
     d = client.get(f"/compare.json?a={seeded.ck1}&b={seeded.ck2}").json()
     c = d["counts"]
