@@ -70,11 +70,14 @@ def create_app(settings: Settings, *, model_loader: ModelLoader | None = None) -
     async def lifespan(app: FastAPI):
         # The handlers are plain functions that FastAPI runs in worker threads, 40 at once by
         # default. They are CPU-bound Python (the queries take a fraction of a millisecond),
-        # so under the GIL 40 threads only take turns: each request holds the GIL for a
-        # switch interval, then waits behind all the others, and the handover itself costs
-        # CPU. Measured with bench/bench_dashboard.py (8 clients, 2 cores): 5.0 ms of server
-        # CPU per request with 40 threads, 4.3 with 4, 3.5 with 2, 3.0 with 1. Two threads
-        # keep a slow query (a first count over 100,000 rows) from stopping every page.
+        # so under the GIL 40 threads only take turns. Before the page cache, every request
+        # took a thread, and fewer were better (bench/bench_dashboard.py, 8 clients, 2 cores:
+        # 5.0 ms of server CPU per request with 40 threads, 4.3 with 4, 3.5 with 2). Now the
+        # pages the cache keeps are answered on the event loop, and only pages made afresh
+        # take a thread; two threads made them queue behind one another (mixed phase, 20 s,
+        # writer on: trace p95 53-67 ms with 2, 59 with 1, 46 with 4, 50 with 8; runs p95
+        # 23-31 ms with 2, 7-11 with 4), so four. More than one also keeps a slow query (a
+        # first count over 100,000 rows) from stopping every page.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         # The ~115,000 objects made while starting (modules, SQLAlchemy's and Jinja's
         # structures, the compiled templates) live as long as the server: out of the

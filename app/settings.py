@@ -19,7 +19,7 @@ TOKEN_ENV = "LAMBDASCOPE_TOKEN"
 SETTINGS_ENV = "LAMBDASCOPE_SERVE_SETTINGS"  # serve -> its worker processes
 TOKEN_RE = re.compile(r"[A-Za-z0-9._~+/=-]{8,256}")
 MAX_THREADS = 64  # threads at most: past a few, threads only wait for the GIL
-DEFAULT_THREADS = 2  # see main.create_app for why
+DEFAULT_THREADS = 4  # see main.create_app for why
 DEFAULT_QUERY_TIMEOUT = 2.0  # seconds a page's query may run (app.query_limit)
 MAX_QUERY_TIMEOUT = 3600.0
 DEFAULT_MODEL_BUDGET = 2.0  # seconds of model time a request may use (app.models)

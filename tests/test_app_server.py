@@ -53,9 +53,12 @@ def test_handlers_run_at_most_threads_at_once(seeded, monkeypatch, threads):
     assert most_handlers_at_once(seeded.url, monkeypatch, threads) == threads
 
 
-def test_default_is_two_handlers_at_once(seeded, monkeypatch):
+def test_default_is_four_handlers_at_once(seeded, monkeypatch):
     # not FastAPI's 40: Python-bound handlers only take turns on the GIL (bench_dashboard.py)
-    assert most_handlers_at_once(seeded.url, monkeypatch, None) == 2
+    from app.settings import DEFAULT_THREADS
+
+    assert DEFAULT_THREADS == 4
+    assert most_handlers_at_once(seeded.url, monkeypatch, None) == 4
 
 
 @pytest.mark.parametrize("value, message", [("0", "expected 1 to 64 threads, got 0"),

@@ -143,9 +143,10 @@ def register(sub) -> None:
                    out_of_range="expected 1 to {hi} processes, got {value}"), default=1, help="server processes (default 1; "
                    "each keeps its own caches)")
     s.add_argument("--threads", type=threads, default=DEFAULT_THREADS,
-                   help="requests each process handles at once (default 2). The pages are "
-                   "Python-bound: more threads only take turns on the GIL and make every "
-                   "request slower; raise it for a PostgreSQL store across a slow network")
+                   help=f"pages each process makes at once (default {DEFAULT_THREADS}; a page the page "
+                   "cache keeps is answered without one). The pages are Python-bound: many more "
+                   "threads only take turns on the GIL; raise it for a PostgreSQL store across a "
+                   "slow network")
     s.add_argument("--query-timeout", type=seconds, default=DEFAULT_QUERY_TIMEOUT, metavar="SECONDS",
                    help=f"the longest a page's query may run (default {DEFAULT_QUERY_TIMEOUT:g}; 0: no "
                    "limit); the page then answers 503 with a message and the server goes on")
