@@ -230,6 +230,18 @@ def compare_rows(rows: list[dict[str, Any]], b_id: int) -> Markup:
     return Markup("".join(out))
 
 
+def checkpoint_options(checkpoints: list[Mapping[str, Any]], selected: Any = None) -> Markup:
+    """The ``<option>``s of a checkpoint picker (``queries.checkpoints_of_eval_set`` or
+    ``all_checkpoints``), ``selected`` (an id, or None) marked: a store of 100 checkpoints has
+    100 in every picker."""
+    out = []
+    for c in checkpoints:
+        ck = int(c["id"])
+        mark = " selected" if selected is not None and ck == selected else ""
+        out.append(f'<option value="{ck}"{mark}>#{ck} {html_text(c["label"])}</option>')
+    return Markup("".join(out))
+
+
 def trace_rows(steps: list[dict[str, Any]], rollout: Mapping[str, Any] | None,
                ck: Mapping[str, Any] | None, focus_step: Any = None) -> Markup:
     """The ``<tr>``s of the trace table (trace.html): step k of the gold trace with the
@@ -357,7 +369,7 @@ class Renderer:
         self.env.globals.update(
             highlight=highlight, is_normal_form=is_normal_form, span_label=span_label,
             term_html=term_html, ok_html=ok_html, example_rows=example_rows,
-            compare_rows=compare_rows, trace_rows=trace_rows, url=url, charts=charts,
+            compare_rows=compare_rows, trace_rows=trace_rows, checkpoint_options=checkpoint_options, url=url, charts=charts,
             category_titles=CATEGORY_TITLES, compare_kinds=COMPARE_KINDS,
             kind_badge=kind_badge, outcome_badge=outcome_badge, error_kinds=ERROR_KINDS,
             error_kind_titles=ERROR_KIND_TITLES, rollout_outcomes=ROLLOUT_OUTCOMES,

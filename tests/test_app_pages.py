@@ -287,6 +287,29 @@ def test_a_rollouts_true_spans_are_the_cores_on_and_off_the_gold_trace(client, s
     assert on_gold and off_gold  # both ways were taken
 
 
+def test_checkpoint_pickers_mark_the_checkpoint_shown(client, seeded):
+    """Every checkpoint picker lists each checkpoint once, the one shown selected, labels escaped."""
+    import html as html_lib
+
+    ident = seeded.regression[0]
+
+    def picked(page: str, name: str) -> list[tuple[int, bool, str]]:
+        select = re.search(rf'<select name="{name}"[^>]*>(.*?)</select>', page, re.S)[1]
+        return [(int(v), bool(sel), html_lib.unescape(label)) for v, sel, label in
+                re.findall(r'<option value="(\d+)"( selected)?>#\d+ ([^<]*)</option>', select)]
+
+    for address, name, shown in [(f"/traces/{ident}?ck={seeded.ck1}", "ck", seeded.ck1),
+                                 (f"/examples?ck={seeded.ck2}", "ck", seeded.ck2),
+                                 (f"/compare?a={seeded.ck2}&b={seeded.ck1}", "a", seeded.ck2),
+                                 (f"/compare?a={seeded.ck2}&b={seeded.ck1}", "b", seeded.ck1)]:
+        options = picked(client.get(address).text, name)
+        assert {ck for ck, _, _ in options} >= {seeded.ck1, seeded.ck2}, address
+        assert [ck for ck, sel, _ in options if sel] == [shown], address
+        assert len({ck for ck, _, _ in options}) == len(options)
+    gold_only = picked(client.get(f"/traces/{ident}").text, "ck")
+    assert not any(sel for _, sel, _ in gold_only)
+
+
 def test_compare_lists_the_known_regression(client, seeded):
     d = client.get(f"/compare.json?a={seeded.ck1}&b={seeded.ck2}").json()
     c = d["counts"]
