@@ -84,10 +84,6 @@ _CK_SELECTS = {m: select(*(c for c in CK_COLUMNS if m or c is not Checkpoint.met
 _CK_BY_ID = {m: sel.where(Checkpoint.id == bindparam("ck")) for m, sel in _CK_SELECTS.items()}
 
 
-def _ck_select(metrics: bool = True):
-    return _CK_SELECTS[metrics]
-
-
 MAIN = Checkpoint.suite.is_(None)  # a run's own evaluation, not a suite's sibling row
 
 
@@ -102,7 +98,7 @@ def resolve_checkpoint(ck_id: int, suite: str | None, *, session, metrics: bool 
     ck = get_checkpoint(ck_id, session=session, metrics=metrics)
     if suite is None or suite == ck["suite"]:
         return ck
-    row = session.connection().execute(_ck_select(metrics).where(
+    row = session.connection().execute(_CK_SELECTS[metrics].where(
         Checkpoint.run_id == ck["run_id"], Checkpoint.step == ck["step"], Checkpoint.path == ck["path"],
         Checkpoint.suite == suite).order_by(Checkpoint.id.desc()).limit(1)).first()
     if row is None:
