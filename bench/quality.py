@@ -1,10 +1,12 @@
-"""The quality run: the default configuration on the generator's default distribution, with the
+"""The quality run: the default configuration on the generator's traces (with a length mix), with the
 learning curve on held-out traces.
 
     .venv/bin/python bench/quality.py [--minutes 60] [--traces 150000] [--db runs/quality.db]
 
-1. generates ``--traces`` traces with the default distribution (``lambdascope generate``; the
-   Rust generator when it is built, else ``--reference``), unless the file is there already;
+1. generates ``--traces`` traces (``lambdascope generate``; the Rust generator when it is built,
+   else ``--reference``), unless the files are there already: two thirds with the default
+   distribution, a third (``--long-share``) with ``--min-len 128``, terms past two thirds of the
+   training max-len and within it (the length mix; ``--long-share 0``: the default alone);
 2. measures the matmul peak for MFU (``bench/peak.py``);
 3. runs ``lambdascope train --data FILE --minutes M --eval-every 5m`` (the default model and
    optimiser), evaluating on the held-out evaluation split every 5 minutes of training, and on
@@ -30,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 MARKS = (5, 10, 20, 40, 60)
+LONG_MIN_LEN = 128  # the length mix's --min-len: two thirds of the generator's max-len (192)
 SUITES = ("longer", "church", "bool", "pairs", "combinators")  # `lambdascope suite make`
 
 
@@ -83,17 +86,30 @@ def main() -> None:
     ap.add_argument("--db", default="runs/quality.db")
     ap.add_argument("--run-name", default=None)
     ap.add_argument("--skip-peak", action="store_true", help="reuse runs/peak.json")
+    ap.add_argument("--long-share", type=float, default=1 / 3,
+                    help=f"the share of --traces generated with --min-len {LONG_MIN_LEN} (terms past two thirds "
+                    "of the training max-len, within it): the length mix that lifted every suite "
+                    "(docs/DESIGN.md, 'Length generalisation'); 0: the generator's distribution alone")
     ap.add_argument("--suite-size", type=int, default=500, help="traces per evaluation suite (default 500)")
     ap.add_argument("--no-suites", action="store_true", help="evaluate the held-out set only")
     ap.add_argument("train_args", nargs="*", help="more `lambdascope train` arguments (after --)")
     args = ap.parse_args()
+    if not 0 <= args.long_share < 1:
+        ap.error(f"--long-share: a fraction in [0, 1), got {args.long_share}")
     exe = str(ROOT / ".venv" / "bin" / "lambdascope")
-    data = ROOT / "data" / f"quality-{args.traces}-s{args.seed}.jsonl"
-    if not data.exists():
+    n_long = round(args.traces * args.long_share)
+    data = ROOT / "data" / f"quality-{args.traces - n_long}-s{args.seed}.jsonl"
+    files = [(data, args.traces - n_long, args.seed, [])]
+    if n_long:  # the length mix: terms past two thirds of the cap, within it
+        files.append((ROOT / "data" / f"quality-long{LONG_MIN_LEN}-{n_long}-s{args.seed + 1}.jsonl", n_long,
+                      args.seed + 1, ["--min-len", str(LONG_MIN_LEN)]))
+    for path, n, seed, extra in files:
+        if path.exists():
+            continue
         from lambdascope.commands.common import find_generator
 
-        data.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [exe, "generate", str(data), str(args.traces), "--seed", str(args.seed)]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [exe, "generate", str(path), str(n), "--seed", str(seed), *extra]
         if find_generator() is None:
             cmd.append("--reference")
         print("$", " ".join(cmd), flush=True)
@@ -107,7 +123,7 @@ def main() -> None:
             subprocess.run([exe, "suite", "make", suite, str(path), "--size", str(args.suite_size)], check=True)
         suites += ["--suite", f"{suite}={path}"]
     name = args.run_name or dt.datetime.now().strftime("quality-%Y%m%d-%H%M%S")
-    cmd = [exe, "train", "--data", str(data), "--db", args.db, "--run-name", name,
+    cmd = [exe, "train", "--data", *(str(f[0]) for f in files), "--db", args.db, "--run-name", name,
            "--minutes", str(args.minutes), "--eval-every", "5m", *suites, *args.train_args]
     print("$", " ".join(cmd), flush=True)
     rc = subprocess.run(cmd).returncode
