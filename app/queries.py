@@ -411,18 +411,17 @@ def count_examples(f: ExampleFilter, stamp: Any, *, session, cache: Aggregates,
     that has a prediction for each of the set's examples (the usual case): a search opened on
     checkpoint after checkpoint then counts once, not once per checkpoint."""
     base = f.without_page()
+    dialect = session.get_bind().dialect.name
     if eval_set_id is not None and base.examples_only:
         every = count_examples(ExampleFilter(ck=base.ck), stamp, session=session, cache=cache)
         if every == _eval_set_size(eval_set_id, session=session, cache=cache):
             # an evaluation set's examples never change (store.ensure_eval_set writes them once)
-            dialect = session.get_bind().dialect.name
             sql, params = example_count_sql(base, eval_set_id, dialect)
             return cache.count(("set examples", eval_set_id, replace(base, ck=None)),
                                lambda: int(session.execute(text(sql), params).scalar_one()))
     key: tuple = ("examples", base, stamp)
     if f.labelled is not None:
         key += (_labels_version(session),)
-    dialect = session.get_bind().dialect.name
 
     def compute() -> int:
         sql, params = count_sql(base, dialect)

@@ -122,6 +122,8 @@ def _partial_checkpoint(seeded) -> tuple[int, set[tuple[str, int]]]:
     capped evaluation writes): the (identity, step) pairs it covers."""
     import random
 
+    from sqlalchemy import text
+
     from lambdascope.store import open_store, write_evaluation
     from tests.app_store import prediction
 
@@ -130,8 +132,8 @@ def _partial_checkpoint(seeded) -> tuple[int, set[tuple[str, int]]]:
     half = seeded.traces[: len(seeded.traces) // 2]
     covered = {(tr.identity, r.step_k) for tr in half for r in tr.records}
     with Session() as s:
-        es_id = s.execute(__import__("sqlalchemy").text(
-            "SELECT eval_set_id FROM checkpoints WHERE id = :id"), {"id": seeded.ck1}).scalar_one()
+        es_id = s.execute(text("SELECT eval_set_id FROM checkpoints WHERE id = :id"),
+                          {"id": seeded.ck1}).scalar_one()
         rows = [prediction(rng, seeded.example_ids[(tr.identity, r.step_k)], r.term, r.span, r.span)
                 for tr in half for r in tr.records]
         ck3 = write_evaluation(s, run_id=seeded.run_a, eval_set_id=es_id, step=300,
