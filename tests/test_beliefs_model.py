@@ -16,7 +16,7 @@ from lambdascope.structure import binder_pairs, paren_pairs
 from lambdascope.terms import Lam, Var, parse, print_term, redex_spans, subterms
 from trainer.data import Vocab, collate
 from trainer.model import ModelConfig, SpanModel
-from trainer.predict import Predictor, allowed_spans
+from trainer.predict import Predictor, allowed_spans, redex_token_spans
 
 from tests.strategies import terms as random_terms
 from tests.trainer_helpers import TINY, write_generated
@@ -216,6 +216,69 @@ def test_allowed_spans_are_what_the_decoder_allows():
         n = length - 2
         want = {(0, 0)} | {(s, e) for s in range(1, n + 1) for e in range(s + 1, n + 2)}
         assert {(s, e) for s in range(6) for e in range(6) if valid[b, s, e]} == want
+
+
+# ---------------------------------------------------------------------------------------------
+# the redex decoder (docs/DESIGN.md, "Decoding")
+
+
+def check_redex_decoding(model, term):
+    """``decode="redex"``: the prediction is the likeliest of normal form and the term's redexes
+    under the network's own scores, and the beliefs are that decoder's distribution."""
+    joint, z = brute_force(model, term)  # the free decoder's distribution, its total z
+    cands = [(0, 0)] + redex_spans(parse(term))
+    p = Predictor(model, VOCAB, decode="redex")
+    s, e, sc, ec = p.predict(term)
+    assert (s, e) in cands
+    assert joint[(s, e)] == pytest.approx(max(joint[c] for c in cands), rel=1e-4)
+    b = p.beliefs(term)
+    mass = sum(joint[c] for c in cands)
+    assert b["allowed_mass"] == pytest.approx(z * mass, rel=1e-4)
+    assert b["nf_prob"] == pytest.approx(joint[(0, 0)] / mass, rel=1e-4, abs=1e-7)
+    assert b["nf_prob"] + sum(b["start_probs"]) == pytest.approx(1.0, abs=1e-5)
+    assert [tuple(t["span"]) for t in b["top_spans"]][0] == (s, e)
+    assert all(tuple(t["span"]) in cands for t in b["top_spans"])
+    assert len(b["top_spans"]) == min(5, len(cands))
+    return (s, e), p.predict_many([term, term + " x"])[0][:2]
+
+
+@settings(max_examples=40, deadline=None)
+@given(random_terms, st.integers(0, 3))
+def test_redex_decoding_of_random_terms(t, seed):
+    text = print_term(t)
+    got, batched = check_redex_decoding(model_of(seed=seed, scale=10.0), text)
+    assert batched == got  # in a batch beside another term, the same choice
+    if not redex_spans(t):
+        assert got == (0, 0)  # a normal form has nothing else to choose
+
+
+def test_the_redex_decoder_chooses_what_the_free_one_does_not():
+    model = model_of(seed=3, scale=30.0)
+    free = Predictor(model, VOCAB)
+    outside = 0
+    for term in TERMS:
+        got, _ = check_redex_decoding(model, term)
+        s, e, _, _ = free.predict(term)
+        outside += (s, e) != (0, 0) and (s, e) not in redex_spans(parse(term))
+    assert outside > 0  # the free decoder points elsewhere on some term: the two differ here
+
+
+def test_redex_token_spans_of_canonical_texts_only():
+    assert redex_token_spans("(λx.x) y") == [(1, 9)]  # characters [0, 8) are tokens [1, 9)
+    assert redex_token_spans("λx.x") == []
+    assert redex_token_spans("((λx.x) y)") is None  # not the canonical printing: its spans would differ
+    assert redex_token_spans("(λx.x") is None
+    with pytest.raises(ValueError, match="decode: one of free, redex"):
+        Predictor(model_of(), VOCAB, decode="redexes")
+
+
+def test_allowed_spans_of_the_redex_decoder():
+    lengths = torch.tensor([10, 10, 6])
+    valid = allowed_spans(lengths, 10, [[(1, 9)], None, []])
+    allowed = [{(s, e) for s in range(10) for e in range(10) if valid[b, s, e]} for b in range(3)]
+    assert allowed[0] == {(0, 0), (1, 9)}
+    assert allowed[1] == {(0, 0)} | {(s, e) for s in range(1, 9) for e in range(s + 1, 10)}  # None: free
+    assert allowed[2] == {(0, 0)}
 
 
 # ---------------------------------------------------------------------------------------------

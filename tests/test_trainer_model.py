@@ -199,6 +199,7 @@ def test_the_depth_rotary_model_reads_depth_from_the_parentheses():
     ("position_scale", 0.5, "position_scale: expected a number >= 1, got 0.5"),
     ("position_scale", float("nan"), "position_scale: expected a number >= 1, got nan"),
     ("depth_rotary", -1, "depth_rotary -1 must leave positions"),
+    ("decode", "redexes", "decode: one of free, redex, got 'redexes'"),
 ])
 def test_the_library_refuses_bad_length_options_too(field, value, fragment):
     """TrainConfig through the library, not the command line: a bad value is a ConfigError

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from lambdascope.cli import main
 from lambdascope.store import Checkpoint, DataProblem, Example, Label, MetricPoint, Prediction, Rollout, Run, open_store
+from lambdascope.terms import parse, redex_spans
 from lambdascope.traces import trace_identity
 from trainer.config import TrainConfig, TrainError
 from trainer.data import split_of
@@ -225,7 +226,35 @@ def test_evaluate_stores_a_named_evaluation(tmp_path, data, capsys):
             assert s.scalar(select(func.count()).select_from(Prediction).where(Prediction.checkpoint_id == ck.id)) == n_steps
             assert s.scalar(select(func.count()).select_from(Rollout).where(Rollout.checkpoint_id == ck.id)) == len(terms)
             assert ck.metrics["examples"] == n_steps
+            assert ck.metrics["decode"] == "free"  # as the run decoded
     assert "by hand" in capsys.readouterr().err
+
+
+def test_evaluate_with_the_redex_decoder_stores_only_redexes_and_normal_forms(tmp_path, data, capsys):
+    """``--decode redex``: every stored prediction is normal form or a redex of its term, and the
+    metrics say which decoder made them; the run itself decoded freely and its checkpoint says so."""
+    path, _ = data
+    summary = train(config(tmp_path, path, name="base", steps=3, eval_every="3"))
+    hand = tmp_path / "hand.jsonl"
+    terms = ["(λx.x x) (λy.y)", "f ((λx.x) y)", "λz.z ((λx.x) z)", "(λx.λy.x y) (λz.z) w"]
+    write_records(hand, [trace_of(t, f"h{i}") for i, t in enumerate(terms)])
+    db = tmp_path / "store.db"
+    for decode in ("redex", "free"):
+        assert main(["evaluate", summary["checkpoint"], "--data", str(hand), "--db", str(db),
+                     "--name", decode, "--decode", decode]) == 0
+        assert f"({decode} decoding" in capsys.readouterr().err
+    with session(tmp_path) as s:
+        spans = {}
+        for decode in ("redex", "free"):
+            ck = s.scalar(select(Checkpoint).where(Checkpoint.name == decode))
+            assert ck.metrics["decode"] == decode
+            spans[decode] = s.execute(select(Example.term, Prediction.pred_start, Prediction.pred_end).join(
+                Prediction, Prediction.example_id == Example.id).where(Prediction.checkpoint_id == ck.id)).all()
+        for term, a, b in spans["redex"]:
+            assert (a, b) == (0, 0) or (a, b) in redex_spans(parse(term))
+        # a 3-step model points anywhere: the free decoder's spans are not all redexes (else this
+        # test could not tell the decoders apart)
+        assert any((a, b) != (0, 0) and (a, b) not in redex_spans(parse(term)) for term, a, b in spans["free"])
 
 
 @pytest.mark.parametrize("argv", [
@@ -235,7 +264,9 @@ def test_evaluate_stores_a_named_evaluation(tmp_path, data, capsys):
     ["train", "--data", "x.jsonl", "--max-invalid", "2"],
     ["train", "--data", "x.jsonl", "--eval-every", "soon"],
     ["train", "--data", "x.jsonl", "--device", "tpu"],
+    ["train", "--data", "x.jsonl", "--decode", "parsed"],
     ["evaluate", "ckpt.pt"],
+    ["evaluate", "ckpt.pt", "--data", "x.jsonl", "--decode", ""],
 ])
 def test_bad_flags_exit_2_with_one_line(argv, capsys):
     with pytest.raises(SystemExit) as e:
@@ -290,3 +321,29 @@ def test_the_trainer_and_the_dashboard_share_the_iou_bins_and_slices(tmp_path, d
             assert ck.metrics["length_bucket"] == shown["term_length_bucket"]
             stored = {k: v["n"] for k, v in ck.metrics["by_length"].items()}
             assert stored == {slice_label(b["lo"], b["hi"]): b["n"] for b in shown["by_term_length"]}
+
+
+def test_a_run_decodes_with_its_decoder_and_keeps_it_when_resumed(tmp_path, data):
+    """``train --decode redex``: its evaluations store only normal forms and redexes, its
+    checkpoints say so (the dashboard's predictor decodes as the run did), and ``--resume``
+    without the flag goes on with the run's decoder."""
+    from trainer.checkpoints import read_checkpoint
+    from trainer.predict import load_predictor
+
+    path, _ = data
+    first = train(config(tmp_path, path, name="rx", steps=3, eval_every="3", decode="redex"))
+    again = train(config(tmp_path, path, name="rx", steps=6, eval_every="3", resume=True))
+    for summary in (first, again):
+        assert read_checkpoint(summary["checkpoint"])["train_config"]["decode"] == "redex"
+    assert load_predictor(again["checkpoint"]).decode == "redex"
+    assert load_predictor(again["checkpoint"], decode="free").decode == "free"
+    with session(tmp_path) as s:
+        cks = s.scalars(select(Checkpoint).join(Run).where(Run.name == "rx", Checkpoint.suite.is_(None))).all()
+        assert sorted(c.step for c in cks) == [3, 6]
+        assert all(c.metrics["decode"] == "redex" for c in cks)
+        rows = s.execute(select(Example.term, Prediction.pred_start, Prediction.pred_end).join(
+            Prediction, Prediction.example_id == Example.id).where(
+            Prediction.checkpoint_id.in_([c.id for c in cks]))).all()
+    assert rows
+    for term, a, b in rows:
+        assert (a, b) == (0, 0) or (a, b) in redex_spans(parse(term))

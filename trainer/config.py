@@ -17,6 +17,15 @@ from pathlib import Path
 from typing import Callable
 
 
+DECODES = {  # Predictor.decode: what the decoder chooses among
+    "free": "any span inside the term, or normal form: the network alone decides where a redex "
+            "starts and ends (the error kinds not_subterm, not_redex and missed_nf can happen)",
+    "redex": "one of the term's redexes, or normal form: the term is parsed and the network's scores "
+             "pick among its redexes, so only the choice of redex (and of normal form on a term "
+             "that has one) is the network's",
+}
+
+
 @dataclass
 class TrainConfig:
     data: list[str] = field(default_factory=list)  # trace files (JSONL), as given
@@ -52,6 +61,7 @@ class TrainConfig:
     depth_embedding: bool = True
     position_scale: float = 1.0  # ModelConfig.position_scale: random stretch of training positions
     depth_rotary: int = 0  # ModelConfig.depth_rotary: rotary pairs per head turned by depth
+    decode: str = "free"  # trainer.predict.DECODES: what evaluations (and the dashboard) decode among
     # recording
     eval_every: str = "5m"  # N optimiser steps, or a training time: 90s, 5m
     metrics_every: float = 2.0  # seconds between metric points (loss, lr, tokens/s)
@@ -104,6 +114,8 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.depth_rotary < 0 or cfg.depth_rotary >= cfg.d_model // cfg.n_head // 2:
         raise ConfigError(f"{{depth_rotary}} {cfg.depth_rotary} must leave positions some of each head's "
                           f"{cfg.d_model // cfg.n_head // 2} rotary pairs")
+    if cfg.decode not in DECODES:
+        raise ConfigError(f"{{decode}}: one of {', '.join(DECODES)}, got {cfg.decode!r}")
     try:
         parse_every(cfg.eval_every)
     except ValueError as e:

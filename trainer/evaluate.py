@@ -50,16 +50,18 @@ def evaluate(predictor: Predictor, traces: list[TraceResult],
                    for tr in traces]
     results = rollout(gold_traces, predict, max_len=max_len)
     metrics.update(rollout_summary(results))
+    metrics["decode"] = getattr(predictor, "decode", "free")  # trainer.config.DECODES
     seconds = time.perf_counter() - t0
     metrics["eval_seconds"] = round(seconds, 3)
     return Evaluation(metrics, rows, [r.row() for r in results], seconds)
 
 
 def evaluate_checkpoint(checkpoint: str, paths: list[Path], *, db: str | None = None, name: str | None = None,
-                        device: str = "cpu", threads: int = 2) -> tuple[int, dict]:
+                        device: str = "cpu", threads: int = 2, decode: str | None = None) -> tuple[int, dict]:
     """``lambdascope evaluate``: the checkpoint on the complete traces of ``paths``, stored as a
-    named evaluation of the checkpoint's run (created in this store if it is not there).
-    Returns the new checkpoint row's id and the metrics."""
+    named evaluation of the checkpoint's run (created in this store if it is not there), decoded
+    with ``decode`` (None: as the checkpoint's run did). Returns the new checkpoint row's id and
+    the metrics."""
     import torch
     from sqlalchemy import select
 
@@ -67,7 +69,7 @@ def evaluate_checkpoint(checkpoint: str, paths: list[Path], *, db: str | None = 
     from lambdascope.traces import TraceValidator, read_traces
 
     from .config import TrainError
-    from .predict import load_checkpoint
+    from .predict import checkpoint_decode, load_checkpoint
 
     torch.set_num_threads(threads)
     try:
@@ -95,7 +97,7 @@ def evaluate_checkpoint(checkpoint: str, paths: list[Path], *, db: str | None = 
             s.flush()
         es_id, example_ids = ensure_eval_set(s, eval_set_name(traces), names, traces)
         run_id = run.id
-    ev = evaluate(Predictor(model, vocab, device), traces, example_ids)
+    ev = evaluate(Predictor(model, vocab, device, decode=decode or checkpoint_decode(ckpt)), traces, example_ids)
     m = ev.metrics
     m.update(step=ckpt["step"], evaluated_on=names)
     with Session() as s, s.begin():
@@ -105,5 +107,5 @@ def evaluate_checkpoint(checkpoint: str, paths: list[Path], *, db: str | None = 
     print(f"{name}: {m['examples']} steps of {m['rollouts']} traces: exact {100 * m['exact']:.2f}%, "
           f"mean IoU {m['mean_iou']:.4f}, nf F1 {100 * m['nf_f1']:.2f}%, trace accuracy "
           f"{100 * m['trace_accuracy']:.2f}%, rollout success {100 * m['rollout_success']:.2f}% "
-          f"({ev.seconds:.1f}s); stored as checkpoint {ck_id} of run {ckpt['run_name']!r}", file=sys.stderr)
+          f"({m['decode']} decoding, {ev.seconds:.1f}s); stored as checkpoint {ck_id} of run {ckpt['run_name']!r}", file=sys.stderr)
     return ck_id, m

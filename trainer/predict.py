@@ -21,43 +21,68 @@ from lambdascope.diagnosis import TermShape
 from lambdascope.predictor import Attention, Beliefs, HeadScore, HeadScores, SpanProb
 from lambdascope.spans import NORMAL_FORM, char_to_token_span, is_normal_form, token_to_char_span
 from lambdascope.structure import binder_pairs, paren_pairs
-from lambdascope.terms import ParseError
+from lambdascope.terms import ParseError, parse, print_term, redex_spans
 from lambdascope.vocabulary import STRUCTURAL_SCORES
 
 from .checkpoints import read_checkpoint
+from .config import DECODES
 from .data import Vocab, collate, make_batches
 from .model import ModelConfig, SpanModel
 
-def allowed_spans(lengths: torch.Tensor, T: int) -> torch.Tensor:
+def redex_token_spans(term: str) -> list[tuple[int, int]] | None:
+    """The token spans of the redexes of ``term`` (``lambdascope.terms.redex_spans``), what the
+    ``redex`` decoder chooses among beside normal form; None for a text that does not parse or
+    is not printed canonically (its spans would be another text's): the decoder is then free."""
+    try:
+        t = parse(term)
+    except (ParseError, RecursionError):
+        return None
+    if print_term(t) != term:
+        return None
+    return [char_to_token_span(*span) for span in redex_spans(t)]
+
+
+def allowed_spans(lengths: torch.Tensor, T: int, redexes: Sequence[list[tuple[int, int]] | None] | None = None
+                  ) -> torch.Tensor:
     """(B, T, T): the token spans the decoder may choose, [b, s, e]: (0, 0), normal form at
-    BOS, or 1 <= s < e <= n + 1 inside a term of n characters (lengths: n + 2 real tokens)."""
+    BOS, or 1 <= s < e <= n + 1 inside a term of n characters (lengths: n + 2 real tokens).
+    ``redexes`` (the ``redex`` decoder): per row, the token spans of its term's redexes
+    (``redex_token_spans``), the only spans besides normal form that row allows; None for a
+    row (or for all): every span inside the term."""
     pos = torch.arange(T, device=lengths.device)
     inside = (pos[:, None] >= 1) & (pos[None, :] > pos[:, None])  # (T, T): 1 <= s < e
     within = pos[None, :] <= (lengths - 1)[:, None]  # (B, T): e <= n + 1 (so s <= n too)
     valid = inside[None] & within[:, None, :]
+    for b, spans in enumerate(redexes or ()):
+        if spans is not None:
+            valid[b] = False
+            if spans:
+                idx = torch.tensor(spans, device=lengths.device)
+                valid[b, idx[:, 0], idx[:, 1]] = True
     valid[:, 0, 0] = True
     return valid
 
 
-def span_scores(start_logits: torch.Tensor, end_logits: torch.Tensor, lengths: torch.Tensor):
-    """log p(start), log p(end | start), the allowed spans and their scores log p(s) + log p(e | s)
-    (-inf where not allowed): what ``decode_spans`` maximises and ``Predictor.beliefs_many``
-    normalises."""
+def span_scores(start_logits: torch.Tensor, end_logits: torch.Tensor, lengths: torch.Tensor, redexes=None):
+    """log p(start), log p(end | start), the allowed spans (``allowed_spans``, with ``redexes``)
+    and their scores log p(s) + log p(e | s) (-inf where not allowed): what ``decode_spans``
+    maximises and ``Predictor.beliefs_many`` normalises."""
     ls = F.log_softmax(start_logits.float(), dim=-1)  # (B, T)
     le = F.log_softmax(end_logits.float(), dim=-1)  # (B, T, T)
-    valid = allowed_spans(lengths.to(ls.device), ls.shape[1])  # (B, T, T)
+    valid = allowed_spans(lengths.to(ls.device), ls.shape[1], redexes)  # (B, T, T)
     score = torch.where(valid, ls[:, :, None] + le, torch.tensor(float("-inf"), device=ls.device))
     return ls, le, valid, score
 
 
-def decode_spans(start_logits: torch.Tensor, end_logits: torch.Tensor, lengths: torch.Tensor):
+def decode_spans(start_logits: torch.Tensor, end_logits: torch.Tensor, lengths: torch.Tensor, redexes=None):
     """The best-scoring valid token span of each row: either (0, 0), normal form at BOS, or
     1 <= start < end <= n + 1 inside the term of n characters (end may be EOS, since spans are
     exclusive). The score of (s, e) is log p(s) + log p(e | s), over all pairs: O(T^2), small
     at these lengths. start_logits: (B, T); end_logits: (B, T, T), row s the end given start s;
     -inf at padding; lengths: (B,) real tokens (n + 2). Returns starts, ends (B,) and the
-    probabilities p(start) and p(end | start) of the chosen span."""
-    return _decode(*span_scores(start_logits, end_logits, lengths))
+    probabilities p(start) and p(end | start) of the chosen span. ``redexes``: as in
+    ``allowed_spans`` (the ``redex`` decoder)."""
+    return _decode(*span_scores(start_logits, end_logits, lengths, redexes))
 
 
 def _decode(ls, le, valid, score):
@@ -69,13 +94,24 @@ def _decode(ls, le, valid, score):
 
 
 class Predictor:
-    """A model with its vocabulary, predicting character spans for terms."""
+    """A model with its vocabulary, predicting character spans for terms. ``decode`` (``DECODES``):
+    ``free``, any span inside the term or normal form; ``redex``, one of the term's redexes or
+    normal form (docs/DESIGN.md, "Decoding"). Predictions, rollouts and beliefs all go through
+    the same decoder."""
 
-    def __init__(self, model: SpanModel, vocab: Vocab, device: str = "cpu", batch_tokens: int = 16384):
+    def __init__(self, model: SpanModel, vocab: Vocab, device: str = "cpu", batch_tokens: int = 16384,
+                 decode: str = "free"):
+        if decode not in DECODES:
+            raise ValueError(f"decode: one of {', '.join(DECODES)}, got {decode!r}")
         self.model = model
         self.vocab = vocab
         self.device = device
         self.batch_tokens = batch_tokens
+        self.decode = decode
+
+    def _redexes(self, terms: Sequence[str]) -> list[list[tuple[int, int]] | None] | None:
+        """What ``allowed_spans`` takes for these terms: None with the free decoder."""
+        return [redex_token_spans(t) for t in terms] if self.decode == "redex" else None
 
     def _autocast(self):
         if self.device.startswith("cuda"):
@@ -98,7 +134,8 @@ class Predictor:
                 x, mask = x.to(self.device), mask.to(self.device)
                 with self._autocast():
                     sl, el = self.model(x, mask)
-                s, e, sc, ec = (t.tolist() for t in decode_spans(sl, el, mask.sum(1)))
+                redexes = self._redexes([terms[i] for i in batch])
+                s, e, sc, ec = (t.tolist() for t in decode_spans(sl, el, mask.sum(1), redexes))
                 for j, i in enumerate(batch):
                     cs, ce = token_to_char_span(s[j], e[j])
                     out[i] = (cs, ce, sc[j], ec[j])
@@ -161,8 +198,9 @@ class Predictor:
             x, mask = self._encode([terms[i] for i in batch])
             with self._autocast():
                 sl, el = self.model(x, mask)
-            for j, b in enumerate(_beliefs_of_batch(sl, el, mask.sum(1), [terms[i] for i in batch],
-                                                    [golds[i] for i in batch])):
+            texts = [terms[i] for i in batch]
+            for j, b in enumerate(_beliefs_of_batch(sl, el, mask.sum(1), texts, [golds[i] for i in batch],
+                                                    self._redexes(texts))):
                 out[batch[j]] = b
         return out
 
@@ -253,11 +291,11 @@ def _structural_pairs(term: str) -> dict[str, list[tuple[int, int]]]:
             "paren": as_tokens(parens) + as_tokens([(b, a) for a, b in parens])}
 
 
-def _beliefs_of_batch(start_logits, end_logits, lengths, terms, golds) -> list[Beliefs]:
+def _beliefs_of_batch(start_logits, end_logits, lengths, terms, golds, redexes=None) -> list[Beliefs]:
     """The decoder distribution of each row: p(start)·p(end | start) on the allowed spans
-    (``allowed_spans``), divided by their total; its marginal over starts, its conditionals
-    over ends and its top spans, in character offsets (``lambdascope.spans``)."""
-    ls, le, valid, joint = span_scores(start_logits, end_logits, lengths)
+    (``allowed_spans``, with ``redexes``), divided by their total; its marginal over starts, its
+    conditionals over ends and its top spans, in character offsets (``lambdascope.spans``)."""
+    ls, le, valid, joint = span_scores(start_logits, end_logits, lengths, redexes)
     B, T = ls.shape
     starts, ends, _, _ = _decode(ls, le, valid, joint)  # the decoder's choice: the stored prediction
     log_z = joint.view(B, -1).logsumexp(1)  # (B,)
@@ -323,7 +361,14 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[SpanModel, V
     return model, Vocab(ckpt["vocab"]), ckpt
 
 
-def load_predictor(path: str | Path, device: str = "cpu") -> Predictor:
-    """``lambdascope.predictor.ModelLoader``: a checkpoint file's predictor."""
-    model, vocab, _ = load_checkpoint(path, device)
-    return Predictor(model, vocab, device)
+def checkpoint_decode(ckpt: dict) -> str:
+    """The decoder a checkpoint's run evaluated with (``TrainConfig.decode``; ``free`` for the
+    checkpoints from before the option)."""
+    return (ckpt.get("train_config") or {}).get("decode", "free")
+
+
+def load_predictor(path: str | Path, device: str = "cpu", decode: str | None = None) -> Predictor:
+    """``lambdascope.predictor.ModelLoader``: a checkpoint file's predictor, decoding as its run
+    did unless ``decode`` says otherwise."""
+    model, vocab, ckpt = load_checkpoint(path, device)
+    return Predictor(model, vocab, device, decode=decode or checkpoint_decode(ckpt))

@@ -346,7 +346,8 @@ class Training:
                                       rank=ddp.rank, world=ddp.world)
         except ValueError as e:
             raise TrainError(str(e)) from None
-        self.predictor = Predictor(model, self.vocab, device, batch_tokens=max(16384, cfg.batch_tokens))
+        self.predictor = Predictor(model, self.vocab, device, batch_tokens=max(16384, cfg.batch_tokens),
+                                   decode=cfg.decode)
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda")
                          else contextlib.nullcontext())
         self.peak = read_peak(cfg.peak_file, "cuda" if device.startswith("cuda") else "cpu")
@@ -358,6 +359,7 @@ class Training:
              f"{mcfg.n_head} heads, depth embedding {'on' if mcfg.depth_embedding else 'off'}"
              + (f", {mcfg.depth_rotary} rotary pairs by depth" if mcfg.depth_rotary else "")
              + (f", training positions stretched by up to {mcfg.position_scale:g}x" if mcfg.position_scale > 1 else "")
+             + (f", {cfg.decode} decoding" if cfg.decode != "free" else "")
              + "); "
              f"batches of <= {cfg.batch_tokens} tokens, padding {_pct(self.stream.padding_fraction())} this "
              f"epoch; device {device}, {cfg.threads} threads"

@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from lambdascope.suites import parse_suite_arg
-from trainer.config import TrainConfig, parse_every
+from trainer.config import DECODES, TrainConfig, parse_every
 
 from .common import EXIT_FAILED, EXIT_USAGE, at_least_one, fraction, nonneg_int, positive_float, positive_int
 
@@ -89,6 +89,10 @@ def register(sub) -> None:
     g.add_argument("--depth-rotary", type=nonneg_int, default=d.depth_rotary, metavar="K",
                    help="of each head's rotary pairs, K turn by the token's parenthesis depth instead of "
                    f"its position: attention sees depth differences, at any depth (default {d.depth_rotary})")
+    g.add_argument("--decode", choices=list(DECODES), default=d.decode,
+                   help="what the evaluations (and the dashboard's model views) choose among: "
+                   + "; ".join(f"{k}: {v}" for k, v in DECODES.items())
+                   + f" (docs/DESIGN.md, 'Decoding'; default {d.decode}; kept by --resume)")
     g.add_argument("--eval-traces", type=positive_int, default=d.eval_traces,
                    help=f"evaluation traces, at most (default {d.eval_traces})")
     g.add_argument("--eval-frac", type=fraction, default=d.eval_frac, help=f"(default {d.eval_frac})")
@@ -105,6 +109,8 @@ def register(sub) -> None:
     e.add_argument("--name", metavar="NAME", help="the evaluation's name (default: CHECKPOINT on FILE)")
     e.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     e.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default 2)")
+    e.add_argument("--decode", choices=list(DECODES), help="free or redex (see `train --help`); "
+                   "default: as the checkpoint's run decoded")
     e.set_defaults(func=cmd_evaluate)
 
 
@@ -120,7 +126,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         warmup_steps=args.warmup_steps, label_smoothing=args.label_smoothing, n_layer=args.n_layer,
         n_head=args.n_head, d_model=args.d_model, d_ff=args.d_ff,
         depth_embedding=not args.no_depth_embedding, position_scale=args.position_scale,
-        depth_rotary=args.depth_rotary,
+        depth_rotary=args.depth_rotary, decode=args.decode,
         eval_every=args.eval_every,
         no_store=args.no_store, resume=args.resume, peak_file=args.peak_file, suites=args.suites,
         suite_share=args.suite_share)
@@ -139,7 +145,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     try:
         evaluate_checkpoint(args.checkpoint, expand_data_paths(args.data), db=args.db, name=args.name,
-                            device=args.device, threads=args.threads)
+                            device=args.device, threads=args.threads, decode=args.decode)
     except TrainError as e:
         print(f"lambdascope evaluate: error: {e.worded(flag)}", file=sys.stderr)
         return EXIT_FAILED
