@@ -38,7 +38,7 @@ from lambdascope.vocabulary import ERROR_KIND_TITLES, ERROR_KINDS, STRUCTURAL_SC
 from . import queries as Q
 from .deps import Models, ReadDB, Templates, query
 from .errors import BadRequest, HTTPError, NotFound, TooManyRequests
-from .models import Budget, ModelPool, Pool, in_page_thread
+from .models import Budget, ModelPool, Pool, in_page_thread, model_ref
 from .params import check_identity, number, opt_id, opt_step, unset
 from .playground import playground_data
 from .rendering import url
@@ -257,7 +257,7 @@ async def add_trace_beliefs(data: dict[str, Any], *, session, loader: ModelLoade
         data["beliefs_error"] = "no checkpoint chosen: beliefs are a checkpoint's model's (ck=)"
         return data
     ck_id = data["checkpoint"]["id"]
-    path = await in_page_thread(lambda: Q.get_checkpoint(ck_id, session=session)["path"])
+    path = await in_page_thread(lambda: model_ref(Q.get_checkpoint(ck_id, session=session)))
     try:
         answer = await beliefs_of(pool, loader, path, [s["term"] for s in data["steps"]],
                                   [s["gold"] for s in data["steps"]])
@@ -429,7 +429,7 @@ async def trace_beliefs(request: Request, args: query(TraceStepArgs), db: ReadDB
     async def make():
         trace, step = await _trace_step(args, db)
         ck = trace["checkpoint"]
-        answer = await beliefs_of(pool, models, ck["path"], [s["term"] for s in trace["steps"]],
+        answer = await beliefs_of(pool, models, model_ref(ck), [s["term"] for s in trace["steps"]],
                                   [s["gold"] for s in trace["steps"]])
         i = trace["steps"].index(step)
         b = answer.value[i] if answer.value else None
@@ -443,7 +443,7 @@ async def trace_beliefs(request: Request, args: query(TraceStepArgs), db: ReadDB
 async def _trace_attention(args: TraceCharArgs, db, models, pool) -> dict[str, Any]:
     trace, step = await _trace_step(args, db)
     char = _char(args.char, step["term"])
-    answer = await attention_of(pool, models, trace["checkpoint"]["path"], step["term"], char)
+    answer = await attention_of(pool, models, model_ref(trace["checkpoint"]), step["term"], char)
     return {"term": step["term"], "step_k": step["step_k"], "char": char, "answer": answer}
 
 

@@ -25,7 +25,7 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any, Callable, Hashable, TypeVar
+from typing import Annotated, Any, Callable, Hashable, Mapping, TypeVar
 
 import anyio.to_thread
 from fastapi import Depends, Request
@@ -91,6 +91,20 @@ class Results:
                 self._data.popitem(last=False)
 
 
+DECODE_MARK = "#decode="  # in a model reference: what follows is the decoder (trainer.config.DECODES)
+
+
+def model_ref(ck: Mapping[str, Any]) -> str | None:
+    """The model behind a checkpoint row's predictions, for the model views (beliefs, attention,
+    playground, shrink): its file (``path``; None for imported predictions) and the decoder its
+    evaluation used (``metrics["decode"]``, as ``lambdascope evaluate --decode`` may set it apart
+    from the file's run), so that the beliefs' first span is the stored prediction. Rows from
+    before the option name the file alone: it decodes as its run did."""
+    path = ck.get("path")
+    decode = (ck.get("metrics") or {}).get("decode")
+    return f"{path}{DECODE_MARK}{decode}" if path and isinstance(decode, str) and decode else path
+
+
 class ModelPool:
     """``workers`` threads for model work and room for ``queue`` requests waiting for one."""
 
@@ -132,13 +146,15 @@ class ModelPool:
         with self._lock:
             self._pending -= 1
 
-    def predictor(self, loader: ModelLoader | None, path: str, budget: Budget | None = None) -> SpanPredictor:
-        """The predictor of a checkpoint file, loaded once and kept (in a model worker: the
-        caller is a job of ``run``). ModelUnavailable says why there is none; ``budget``
-        starts again once it is loaded."""
+    def predictor(self, loader: ModelLoader | None, ref: str, budget: Budget | None = None) -> SpanPredictor:
+        """The predictor of a model reference (``model_ref``: a checkpoint file, and maybe the
+        decoder to use), its file loaded once and kept (in a model worker: the caller is a job
+        of ``run``). ModelUnavailable says why there is none; ``budget`` starts again once it
+        is loaded."""
         if loader is None:
             raise ModelUnavailable("this dashboard was started without a model loader (the trainer "
                                    "or torch is not installed here)")
+        path, _, decode = ref.partition(DECODE_MARK)
 
         def load():
             try:
@@ -151,6 +167,11 @@ class ModelPool:
             budget.start()
         if isinstance(predictor, ModelUnavailable):
             raise predictor
+        if decode and hasattr(predictor, "decoding"):  # trainer.predict.Predictor.decoding
+            try:
+                return predictor.decoding(decode)
+            except ValueError as e:
+                raise ModelUnavailable(f"{path}: {e}") from None
         return predictor
 
     def _new_executor(self) -> ThreadPoolExecutor:

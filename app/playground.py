@@ -21,7 +21,7 @@ from lambdascope.terms import ParseError, alpha_equivalent, contract_span, parse
     print_with_span, step
 
 from .errors import BadRequest
-from .models import BUDGET_STOPPED, Budget, ModelPool
+from .models import BUDGET_STOPPED, Budget, ModelPool, model_ref
 from .queries import get_checkpoint
 
 MAX_INPUT = 2000  # characters a person may type
@@ -107,7 +107,7 @@ def playground_data(term_text: str, ck_id: int | None, *, session) -> tuple[dict
         out["error"] = {"message": "the term is nested too deeply", "position": None,
                         "expected": None}
         return out, None
-    return out, (ck["path"] if ck is not None else None)
+    return out, (model_ref(ck) if ck is not None else None)
 
 
 def unavailable(e: ModelUnavailable) -> str:

@@ -28,7 +28,7 @@ from . import queries as Q
 from .beliefs import Answer, as_json, fragment
 from .deps import Models, ReadDB, Templates, query
 from .errors import BadRequest
-from .models import Budget, ModelPool, Pool, in_page_thread
+from .models import Budget, ModelPool, Pool, in_page_thread, model_ref
 from .params import opt_id, unset
 from .playground import MAX_INPUT
 
@@ -103,7 +103,7 @@ async def shrink_data(args: ShrinkArgs, db, loader: ModelLoader | None, pool: Mo
     ck, text, any_error = await in_page_thread(lambda: read_args(args, session=db))
     out: dict[str, Any] = {"checkpoint": {"id": ck["id"], "label": ck["label"]}, "term": text,
                            "any": any_error, "calls_budget": CALLS}
-    path = ck["path"]
+    path = model_ref(ck)
     key = ("shrink", loader, path, text, any_error)
     if loader is None:
         answer = Answer(error=f"shrinking unavailable: {NO_LOADER}")

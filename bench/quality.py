@@ -79,7 +79,7 @@ def print_curve(points: list[dict], minutes: float) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--minutes", type=float, default=60)
     ap.add_argument("--traces", type=int, default=150_000)
     ap.add_argument("--seed", type=int, default=2024, help="generator seed")

@@ -234,3 +234,38 @@ def test_head_scores_cut_short_go_on_at_the_next_visit(model_client, model_store
         for k in ("binding", "paren"):
             assert h[k] == pytest.approx(by_head[(h["layer"], h["head"])][k], rel=1e-6)
     assert d["pairs"] == full["pairs"] and d["uniform"]["paren"] == pytest.approx(full["uniform"]["paren"])
+
+
+def test_an_evaluation_with_the_redex_decoder_is_believed_with_it(model_client, model_store):
+    """``lambdascope evaluate --decode redex`` of a freely decoding run's checkpoint: the model
+    views of that evaluation decode as it did (its metrics say ``decode``), so each step's first
+    top span is its stored prediction, a redex or normal form, while the file's own evaluation
+    keeps the free decoder."""
+    from lambdascope.store import Checkpoint, open_store, write_evaluation
+    from trainer.evaluate import evaluate
+    from trainer.predict import Predictor
+
+    from tests.beliefs_store import tiny_model
+
+    seeded = model_store.seeded
+    model, vocab = tiny_model()  # the saved file's weights
+    ev = evaluate(Predictor(model, vocab, decode="redex"), seeded.traces, seeded.example_ids)
+    assert ev.metrics["decode"] == "redex"
+    engine, Session = open_store(seeded.url)
+    with Session() as s, s.begin():
+        es_id = s.get(Checkpoint, model_store.ck).eval_set_id
+        ck = write_evaluation(s, run_id=seeded.run_a, eval_set_id=es_id, step=300, path=str(model_store.path),
+                              metrics=ev.metrics, predictions=ev.predictions, rollouts=ev.rollouts, name="by redex")
+    engine.dispose()
+    differ = 0
+    for tr in seeded.traces:
+        free = model_client.get(f"/traces/{tr.identity}.json", params={"ck": model_store.ck}).json()
+        redex = model_client.get(f"/traces/{tr.identity}.json", params={"ck": ck}).json()
+        assert redex["beliefs_error"] is None
+        for f, r in zip(free["steps"], redex["steps"]):
+            assert r["beliefs"]["top_spans"][0]["span"] == r["pred"]
+            assert f["beliefs"]["top_spans"][0]["span"] == f["pred"]
+            assert r["pred"] == [0, 0] or tuple(r["pred"]) in redex_spans(parse(r["term"]))
+            assert all(t["kind"] != "not_subterm" for t in r["beliefs"]["top_spans"])
+            differ += f["pred"] != r["pred"]
+    assert differ > 0  # the two decoders choose differently somewhere: the views must tell them apart

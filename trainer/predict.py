@@ -29,6 +29,7 @@ from .config import DECODES
 from .data import Vocab, collate, make_batches
 from .model import ModelConfig, SpanModel
 
+
 def redex_token_spans(term: str) -> list[tuple[int, int]] | None:
     """The token spans of the redexes of ``term`` (``lambdascope.terms.redex_spans``), what the
     ``redex`` decoder chooses among beside normal form; None for a text that does not parse or
@@ -108,6 +109,13 @@ class Predictor:
         self.device = device
         self.batch_tokens = batch_tokens
         self.decode = decode
+
+    def decoding(self, decode: str) -> "Predictor":
+        """This predictor decoding with ``decode`` instead (the same model, shared): what the
+        dashboard uses for an evaluation made with ``lambdascope evaluate --decode``."""
+        if decode == self.decode:
+            return self
+        return Predictor(self.model, self.vocab, self.device, self.batch_tokens, decode=decode)
 
     def _redexes(self, terms: Sequence[str]) -> list[list[tuple[int, int]] | None] | None:
         """What ``allowed_spans`` takes for these terms: None with the free decoder."""
