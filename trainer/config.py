@@ -21,8 +21,8 @@ DECODES = {  # Predictor.decode: what the decoder chooses among
     "free": "any span inside the term, or normal form: the network alone decides where a redex "
             "starts and ends (the error kinds not_subterm, not_redex and missed_nf can happen)",
     "redex": "one of the term's redexes, or normal form: the term is parsed and the network's scores "
-             "pick among its redexes, so only the choice of redex (and of normal form on a term "
-             "that has one) is the network's",
+             "pick among its redexes, so what is left to the network is which redex to take, or "
+             "whether to stop at a term that still has one",
 }
 
 
@@ -61,7 +61,7 @@ class TrainConfig:
     depth_embedding: bool = True
     position_scale: float = 1.0  # ModelConfig.position_scale: random stretch of training positions
     depth_rotary: int = 0  # ModelConfig.depth_rotary: rotary pairs per head turned by depth
-    decode: str = "free"  # trainer.predict.DECODES: what evaluations (and the dashboard) decode among
+    decode: str = "free"  # DECODES: what evaluations (and the dashboard) decode among
     # recording
     eval_every: str = "5m"  # N optimiser steps, or a training time: 90s, 5m
     metrics_every: float = 2.0  # seconds between metric points (loss, lr, tokens/s)
