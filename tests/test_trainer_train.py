@@ -231,8 +231,8 @@ def test_evaluate_stores_a_named_evaluation(tmp_path, data, capsys):
 
 
 def test_evaluate_with_the_redex_decoder_stores_only_redexes_and_normal_forms(tmp_path, data, capsys):
-    """``--decode redex``: every stored prediction is normal form or a redex of its term, and the
-    metrics say which decoder made them; the run itself decoded freely and its checkpoint says so."""
+    """``evaluate --decode redex`` of a freely decoding run's checkpoint: every stored prediction is
+    normal form or a redex of its term, and each evaluation's metrics say which decoder made it."""
     path, _ = data
     summary = train(config(tmp_path, path, name="base", steps=3, eval_every="3"))
     hand = tmp_path / "hand.jsonl"
