@@ -416,9 +416,11 @@ def count_examples(f: ExampleFilter, stamp: Any, *, session, cache: Aggregates,
         every = count_examples(ExampleFilter(ck=base.ck), stamp, session=session, cache=cache)
         if every == _eval_set_size(eval_set_id, session=session, cache=cache):
             # an evaluation set's examples never change (store.ensure_eval_set writes them once)
-            sql, params = example_count_sql(base, eval_set_id, dialect)
-            return cache.count(("set examples", eval_set_id, replace(base, ck=None)),
-                               lambda: int(session.execute(text(sql), params).scalar_one()))
+            def count_set() -> int:
+                sql, params = example_count_sql(base, eval_set_id, dialect)
+                return int(session.execute(text(sql), params).scalar_one())
+
+            return cache.count(("set examples", eval_set_id, replace(base, ck=None)), count_set)
     key: tuple = ("examples", base, stamp)
     if f.labelled is not None:
         key += (_labels_version(session),)
