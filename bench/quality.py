@@ -31,8 +31,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from lambdascope.generate import DEFAULT_MAX_LEN  # noqa: E402
+
 MARKS = (5, 10, 20, 40, 60)
-LONG_MIN_LEN = 128  # the length mix's --min-len: two thirds of the generator's max-len (192)
+LONG_MIN_LEN = DEFAULT_MAX_LEN * 2 // 3  # the length mix's --min-len: two thirds of the generator's max-len (128)
 SUITES = ("longer", "church", "bool", "pairs", "combinators")  # `lambdascope suite make`
 
 
