@@ -269,3 +269,24 @@ def test_an_evaluation_with_the_redex_decoder_is_believed_with_it(model_client, 
             assert all(t["kind"] != "not_subterm" for t in r["beliefs"]["top_spans"])
             differ += f["pred"] != r["pred"]
     assert differ > 0  # the two decoders choose differently somewhere: the views must tell them apart
+
+
+def test_an_evaluation_naming_an_unknown_decoder_says_so(model_client, model_store):
+    """A stored evaluation whose metrics name a decoder this trainer does not have (a newer
+    trainer's, or an edited store): its model views say why they are unavailable, and the
+    checkpoint's own evaluation is still believed."""
+    from lambdascope.store import Checkpoint, open_store, write_evaluation
+
+    seeded = model_store.seeded
+    engine, Session = open_store(seeded.url)
+    with Session() as s, s.begin():
+        own = s.get(Checkpoint, model_store.ck)
+        ck = write_evaluation(s, run_id=seeded.run_a, eval_set_id=own.eval_set_id, step=300, path=str(model_store.path),
+                              metrics=dict(own.metrics, decode="beam"), predictions=[], rollouts=[], name="beam")
+    engine.dispose()
+    tr = a_trace(model_store)
+    d = model_client.get(f"/traces/{tr.identity}.json", params={"ck": ck}).json()
+    assert "decode: one of free, redex, got 'beam'" in d["beliefs_error"]
+    assert all(s["beliefs"] is None for s in d["steps"])
+    ok = model_client.get(f"/traces/{tr.identity}.json", params={"ck": model_store.ck}).json()
+    assert ok["beliefs_error"] is None
