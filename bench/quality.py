@@ -5,8 +5,10 @@ learning curve on held-out traces.
 
 1. generates ``--traces`` traces (``lambdascope generate``; the Rust generator when it is built,
    else ``--reference``), unless the files are there already: two thirds with the default
-   distribution, a third (``--long-share``) with ``--min-len 128``, terms past two thirds of the
-   training max-len and within it (the length mix; ``--long-share 0``: the default alone);
+   distribution, a third (``--long-share``) with ``--min-len 128 --min-start 40``, terms past two
+   thirds of the training max-len and within it, each trace with a redex 40 or more code points
+   into its term (the length mix; ``--long-min-start 0``: long terms only; ``--long-share 0``: the
+   default distribution alone);
 2. measures the matmul peak for MFU (``bench/peak.py``);
 3. runs ``lambdascope train --data FILE --minutes M --eval-every 5m`` (the default model and
    optimiser), evaluating on the held-out evaluation split every 5 minutes of training, and on
@@ -35,6 +37,7 @@ from lambdascope.generate import DEFAULT_MAX_LEN  # noqa: E402
 
 MARKS = (5, 10, 20, 40, 60)
 LONG_MIN_LEN = DEFAULT_MAX_LEN * 2 // 3  # the length mix's --min-len: two thirds of the generator's max-len (128)
+LONG_MIN_START = 40  # and its --min-start: redexes inside long terms (docs/DESIGN.md, "Length generalisation")
 SUITES = ("longer", "church", "bool", "pairs", "combinators")  # `lambdascope suite make`
 
 
@@ -92,19 +95,26 @@ def main() -> None:
                     help=f"the share of --traces generated with --min-len {LONG_MIN_LEN} (terms past two thirds "
                     "of the training max-len, within it): the length mix that lifted every suite "
                     "(docs/DESIGN.md, 'Length generalisation'); 0: the generator's distribution alone")
+    ap.add_argument("--long-min-start", type=int, default=LONG_MIN_START,
+                    help=f"the length mix's --min-start (default {LONG_MIN_START}): each of its traces has a "
+                    "redex this many code points or more into its term, which the default distribution "
+                    "rarely has; 0: long terms only")
     ap.add_argument("--suite-size", type=int, default=500, help="traces per evaluation suite (default 500)")
     ap.add_argument("--no-suites", action="store_true", help="evaluate the held-out set only")
     ap.add_argument("train_args", nargs="*", help="more `lambdascope train` arguments (after --)")
     args = ap.parse_args()
     if not 0 <= args.long_share < 1:
         ap.error(f"--long-share: a fraction in [0, 1), got {args.long_share}")
+    if not 0 <= args.long_min_start < DEFAULT_MAX_LEN:
+        ap.error(f"--long-min-start: 0 to {DEFAULT_MAX_LEN - 1} code points, got {args.long_min_start}")
     exe = str(ROOT / ".venv" / "bin" / "lambdascope")
     n_long = round(args.traces * args.long_share)
     data = ROOT / "data" / f"quality-{args.traces - n_long}-s{args.seed}.jsonl"
     files = [(data, args.traces - n_long, args.seed, [])]
     if n_long:  # the length mix: terms past two thirds of the cap, within it
-        files.append((ROOT / "data" / f"quality-long{LONG_MIN_LEN}-{n_long}-s{args.seed + 1}.jsonl", n_long,
-                      args.seed + 1, ["--min-len", str(LONG_MIN_LEN)]))
+        far = f"-start{args.long_min_start}" if args.long_min_start else ""
+        files.append((ROOT / "data" / f"quality-long{LONG_MIN_LEN}{far}-{n_long}-s{args.seed + 1}.jsonl", n_long,
+                      args.seed + 1, ["--min-len", str(LONG_MIN_LEN), "--min-start", str(args.long_min_start)]))
     for path, n, seed, extra in files:
         if path.exists():
             continue

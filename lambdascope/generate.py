@@ -10,7 +10,9 @@ the baseline for its speed. The algorithm, step by step, so that both sides can 
    (``too_long``); one that has not reached normal form after ``max_steps`` steps is dropped
    (``too_many_steps``); one that reaches normal form in fewer than ``min_steps`` steps is
    dropped (``too_few_steps``); one whose longest term is not longer than ``min_len`` code
-   points is dropped (``too_short``; checked last, and never with the default ``min_len`` 0).
+   points is dropped (``too_short``; never with the default ``min_len`` 0); one none of whose
+   redexes starts ``min_start`` or more code points into its term is dropped (``near_start``;
+   checked last, never with the default ``min_start`` 0).
    A dropped attempt is counted and the next attempt continues the same random stream.
    After ``MAX_ATTEMPTS`` dropped attempts the trace fails with an error.
 3. The kept trace is written as ``steps_total + 1`` JSON records, in order, with the keys
@@ -34,6 +36,7 @@ DEFAULT_MAX_STEPS = 64
 DEFAULT_MAX_LEN = 192
 DEFAULT_MIN_STEPS = 1
 DEFAULT_MIN_LEN = 0
+DEFAULT_MIN_START = 0
 MAX_ATTEMPTS = 10_000
 
 BINDER_NAMES = ("x", "y", "z", "f", "g")  # few names: shadowing and captures happen
@@ -143,13 +146,14 @@ class Options:
     min_steps: int = DEFAULT_MIN_STEPS
     family: str = DEFAULT_FAMILY
     min_len: int = DEFAULT_MIN_LEN  # keep only traces with a term longer than this
+    min_start: int = DEFAULT_MIN_START  # and with a redex starting this far (code points) into its term
 
     def __post_init__(self) -> None:
         if self.family not in FAMILY_NAMES:
             raise ValueError(f"unknown family {self.family!r}: choose one of {', '.join(FAMILY_NAMES)}")
 
 
-DROP_REASONS = ("too_long", "too_many_steps", "too_few_steps", "too_short")
+DROP_REASONS = ("too_long", "too_many_steps", "too_few_steps", "too_short", "near_start")
 
 
 def trace_id(opts: Options, index: int) -> str:
@@ -190,13 +194,15 @@ def make_trace(opts: Options, index: int, drops: dict[str, int]) -> Trace:
             reason = "too_few_steps"
         if reason is None and max(map(len, terms)) <= opts.min_len:
             reason = "too_short"
+        if reason is None and opts.min_start and max(start for start, _ in spans) < opts.min_start:
+            reason = "near_start"
         if reason is None:
             return Trace(index, terms, spans, renamed)
         drops[reason] = drops.get(reason, 0) + 1
     raise GenerationError(
         f"trace {index}: no trace within the caps after {MAX_ATTEMPTS} attempts "
         f"(family={opts.family}, max_steps={opts.max_steps}, max_len={opts.max_len}, "
-        f"min_steps={opts.min_steps}, min_len={opts.min_len})"
+        f"min_steps={opts.min_steps}, min_len={opts.min_len}, min_start={opts.min_start})"
     )
 
 
@@ -217,6 +223,8 @@ def check_caps(opts: Options) -> None:
         raise ValueError(f"--min-steps ({opts.min_steps}) must not exceed --max-steps ({opts.max_steps})")
     if opts.min_len >= opts.max_len:
         raise ValueError(f"--min-len ({opts.min_len}) must be less than --max-len ({opts.max_len})")
+    if opts.min_start >= opts.max_len:
+        raise ValueError(f"--min-start ({opts.min_start}) must be less than --max-len ({opts.max_len})")
 
 
 def shard_range(n_traces: int, shard: tuple[int, int] | None) -> range:
@@ -334,7 +342,7 @@ def generate(opts: Options, n_traces: int, shard: tuple[int, int] | None = None,
 def write_traces(out: str, n_traces: int, *, seed: int = 0, max_steps: int | None = None,
                  max_len: int | None = None, min_steps: int | None = None,
                  shard: str | None = None, quiet: bool = False, family: str | None = None,
-                 min_len: int | None = None) -> int:
+                 min_len: int | None = None, min_start: int | None = None) -> int:
     """The reference generator's command: write to a temporary file, rename at the end; print
     the summary on stderr. Returns an exit code."""
     import os
@@ -348,7 +356,8 @@ def write_traces(out: str, n_traces: int, *, seed: int = 0, max_steps: int | Non
                        max_len=DEFAULT_MAX_LEN if max_len is None else max_len,
                        min_steps=DEFAULT_MIN_STEPS if min_steps is None else min_steps,
                        family=DEFAULT_FAMILY if family is None else family,
-                       min_len=DEFAULT_MIN_LEN if min_len is None else min_len)
+                       min_len=DEFAULT_MIN_LEN if min_len is None else min_len,
+                       min_start=DEFAULT_MIN_START if min_start is None else min_start)
         check_caps(opts)
         shard_t = parse_shard(shard)
     except ValueError as e:

@@ -67,6 +67,25 @@ def test_generate_passes_family_and_min_len_to_lambda_gen_and_the_reference(tmp_
     assert "family bool" in r.stderr and "too_short" in r.stderr
 
 
+def test_generate_passes_min_start_to_lambda_gen_and_the_reference(tmp_path):
+    rust, ref = tmp_path / "rust.jsonl", tmp_path / "ref.jsonl"
+    args = ["120", "--seed", "9", "--min-start", "30"]
+    r = lambdascope("generate", str(rust), *args, "--threads", "2")
+    assert r.returncode == 0, r.stderr
+    assert "near_start" in r.stderr
+    r = lambdascope("generate", "--reference", str(ref), *args)
+    assert r.returncode == 0, r.stderr
+    assert "near_start" in r.stderr
+    assert rust.read_bytes() == ref.read_bytes()
+    for extra in ([], ["--reference"]):  # a start no term can reach, or not a number: exit 2, no file
+        for bad in (["--min-start", "192"], ["--min-start", "-3"]):
+            out = tmp_path / "bad.jsonl"
+            r = lambdascope("generate", *extra, str(out), "10", *bad)
+            assert r.returncode == 2, (extra, bad, r.stderr)
+            assert "--min-start" in r.stderr
+            assert not out.exists()
+
+
 def test_generate_unknown_family_is_a_usage_error(tmp_path):
     out = tmp_path / "f.jsonl"
     for extra in ([], ["--reference"]):

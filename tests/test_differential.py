@@ -1,5 +1,6 @@
 """The Rust generator and the Python reference agree byte for byte (the differential oracle)."""
 
+import json
 import subprocess
 
 import pytest
@@ -62,6 +63,23 @@ def test_same_bytes_for_every_family_with_caps_and_min_len(family):
 def test_same_bytes_with_min_len_alone(family):
     assert rust("500", "2", "--seed", "21", "--family", family, "--min-len", "100") == python(
         500, 21, family=family, min_len=100)
+
+
+@pytest.mark.parametrize("family, caps", [("random", {"min_start": 30}), ("pairs", {"min_start": 12}),
+                                           ("random", {"min_start": 40, "min_len": 128})])
+def test_same_bytes_and_drops_with_min_start(family, caps, tmp_path):
+    """--min-start keeps the same traces on both sides, and drops the same attempts for it."""
+    from lambdascope.generate import Summary
+
+    flags = [x for k, v in caps.items() for x in (f"--{k.replace('_', '-')}", str(v))]
+    js = tmp_path / "summary.json"
+    assert rust("300", "2", "--seed", "17", "--family", family, *flags, "--summary-json", str(js)) == python(
+        300, 17, family=family, **caps)
+    summary = Summary(family=family)
+    list(generate(Options(seed=17, family=family, **caps), 300, None, summary))
+    assert summary.dropped.get("near_start", 0) > 0
+    rust_dropped = json.loads(js.read_text())["dropped"]
+    assert {k: v for k, v in rust_dropped.items() if v} == summary.dropped
 
 
 def test_same_bytes_for_a_shard_of_a_family():

@@ -124,6 +124,26 @@ def test_min_len_keeps_long_traces_and_counts_too_short(family):
     assert any(max(map(len, tr.terms)) <= 100 for tr in kept)
 
 
+@pytest.mark.parametrize("family", ["random", "pairs"])
+def test_min_start_keeps_traces_with_a_redex_far_in_and_counts_near_start(family):
+    s = Summary(family=family)
+    for tr in generate(Options(seed=2, family=family, min_start=25), 120, None, s):
+        s.add(tr)
+        assert max(start for start, _ in tr.spans) >= 25
+    assert s.dropped.get("near_start", 0) > 0
+    assert "near_start" in s.report()
+    plain = Summary()
+    kept = list(generate(Options(seed=2, family=family), 120, None, plain))
+    assert "near_start" not in plain.dropped
+    assert any(max(start for start, _ in tr.spans) < 25 for tr in kept)
+
+
+def test_reference_cli_rejects_an_impossible_min_start(tmp_path, capsys):
+    assert write_traces(str(tmp_path / "t.jsonl"), 5, min_start=192, quiet=True) == 2
+    assert "--min-start (192) must be less than --max-len (192)" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 def test_families_keep_most_attempts_at_default_caps():
     for family in FAMILY_NAMES:
         s = Summary(family=family)

@@ -4,7 +4,9 @@
 //! `error: ...` on stderr, nothing written), 1 when generation or writing fails.
 
 use crate::families::Family;
-use crate::generate::{shard_range, Options, DEFAULT_MAX_LEN, DEFAULT_MAX_STEPS, DEFAULT_MIN_LEN, DEFAULT_MIN_STEPS};
+use crate::generate::{
+    shard_range, Options, DEFAULT_MAX_LEN, DEFAULT_MAX_STEPS, DEFAULT_MIN_LEN, DEFAULT_MIN_START, DEFAULT_MIN_STEPS,
+};
 use crate::run::{generate_to, RunError};
 use crate::stats::Stats;
 use crate::temp_file::TempFile;
@@ -69,7 +71,8 @@ Write N_TRACES reduction traces to OUT.jsonl, one JSON record per reduction step
 Trace i samples a λ-term of the --family (random by default) from a SplitMix64 stream seeded \
 by (SEED, i) alone and reduces it in normal order (leftmost-outermost). A trace is kept when it \
 reaches normal form within the caps: every term at most --max-len code points, at most \
---max-steps steps, at least --min-steps steps, some term longer than --min-len code points. A \
+--max-steps steps, at least --min-steps steps, some term longer than --min-len code points, some \
+redex starting --min-start or more code points into its term. A \
 dropped attempt is counted and the next attempt continues the same stream; a trace that has no \
 kept attempt within 10000 attempts is an error (exit code 1).
 
@@ -83,7 +86,7 @@ The file is the same for every THREADS value and is the same as the Python refer
 (lambdascope.generate). It is written to a temporary file beside OUT.jsonl and renamed when \
 complete, so a failed run leaves no partial file. While it runs, a progress bar is drawn on \
 stderr if stderr is a terminal; at the end a summary goes to stderr: the family, traces and \
-records written, attempts dropped by reason (too_long, too_many_steps, too_few_steps, too_short), a step histogram, elapsed time and records/s, the median number of \
+records written, attempts dropped by reason (too_long, too_many_steps, too_few_steps, too_short, near_start), a step histogram, elapsed time and records/s, the median number of \
 steps, the share of traces with >= 8 steps, the share of distinct first terms, the share of \
 reducible records whose redex does not start at 0, the first terms with nested and with \
 shadowed binders, and the share of traces that needed an α-rename. --quiet turns both off.
@@ -132,6 +135,13 @@ struct GenerateArgs {
     /// long terms.
     #[arg(long, value_name = "L", default_value_t = DEFAULT_MIN_LEN)]
     min_len: u32,
+
+    /// Keep only traces with a redex far into its term: an attempt none of whose steps has a
+    /// redex starting S or more code points in is dropped (counted as near_start). Must be
+    /// less than --max-len; with 0 (the default) nothing is dropped for it. For training data
+    /// with redexes inside long terms, which the default distribution rarely has.
+    #[arg(long, value_name = "S", default_value_t = DEFAULT_MIN_START)]
+    min_start: u32,
 
     /// The family of first terms (the reduction, caps and drops are the same for all). Every
     /// family is deterministic by (SEED, i) and byte-identical to the Python reference.
@@ -260,12 +270,19 @@ fn generate(args: GenerateArgs) -> Result<(), CliError> {
             args.min_len, args.max_len
         )));
     }
+    if args.min_start >= args.max_len {
+        return Err(CliError::usage(format!(
+            "--min-start ({}) must be less than --max-len ({}) (see lambda-gen --help)",
+            args.min_start, args.max_len
+        )));
+    }
     let opts = Options {
         seed: args.seed,
         max_steps: args.max_steps,
         max_len: args.max_len,
         min_steps: args.min_steps,
         min_len: args.min_len,
+        min_start: args.min_start,
         family: args.family,
     };
     let indices = shard_range(args.n_traces, args.shard.map(|s| (s.i, s.n)));
@@ -318,7 +335,7 @@ fn generate(args: GenerateArgs) -> Result<(), CliError> {
     }
     let summary = result.map_err(|e| match e {
         RunError::Generation(g) => {
-            CliError::failure(format!("{g}: loosen --max-len, --max-steps, --min-steps or --min-len"))
+            CliError::failure(format!("{g}: loosen --max-len, --max-steps, --min-steps, --min-len or --min-start"))
         }
         other => CliError::failure(other.to_string()),
     })?;

@@ -6,7 +6,9 @@
 //!    than `max_len` code points at any step is dropped (`too_long`); one that has not reached
 //!    normal form after `max_steps` steps is dropped (`too_many_steps`); one that reaches normal
 //!    form in fewer than `min_steps` steps is dropped (`too_few_steps`); one whose longest term
-//!    is not longer than `min_len` code points is dropped (`too_short`, checked last). A dropped
+//!    is not longer than `min_len` code points is dropped (`too_short`); one none of whose redexes
+//!    starts `min_start` or more code points into its term is dropped (`near_start`, checked
+//!    last). A dropped
 //!    attempt is counted and the next attempt continues the same random stream. After
 //!    `MAX_ATTEMPTS` dropped attempts the trace fails with an error.
 //! 3. The kept trace is written as `steps_total + 1` JSON records, in order, with the keys
@@ -26,6 +28,7 @@ pub const DEFAULT_MAX_STEPS: u32 = 64;
 pub const DEFAULT_MAX_LEN: u32 = 192;
 pub const DEFAULT_MIN_STEPS: u32 = 1;
 pub const DEFAULT_MIN_LEN: u32 = 0;
+pub const DEFAULT_MIN_START: u32 = 0;
 pub const MAX_ATTEMPTS: u32 = 10_000;
 
 /// Few names: shadowing and captures happen.
@@ -39,14 +42,15 @@ pub const ARITH_PERCENT: u64 = 35;
 pub const LEAF_PERCENT: [u64; MAX_DEPTH] = [0, 10, 25, 40, 55, 70, 85];
 
 /// The reasons an attempt is dropped, in the order of `DROP_REASONS` in generate.py.
-pub const DROP_REASONS: [&str; 4] = ["too_long", "too_many_steps", "too_few_steps", "too_short"];
+pub const DROP_REASONS: [&str; 5] = ["too_long", "too_many_steps", "too_few_steps", "too_short", "near_start"];
 pub const TOO_LONG: usize = 0;
 pub const TOO_MANY_STEPS: usize = 1;
 pub const TOO_FEW_STEPS: usize = 2;
 pub const TOO_SHORT: usize = 3;
+pub const NEAR_START: usize = 4;
 
 /// Dropped attempts, indexed like `DROP_REASONS`.
-pub type Drops = [u64; 4];
+pub type Drops = [u64; 5];
 
 /// Generation parameters (the defaults are those of generate.py).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +61,8 @@ pub struct Options {
     pub min_steps: u32,
     /// Keep only traces with a term longer than this many code points.
     pub min_len: u32,
+    /// Keep only traces with a redex starting this many code points or more into its term.
+    pub min_start: u32,
     pub family: Family,
 }
 
@@ -68,6 +74,7 @@ impl Default for Options {
             max_len: DEFAULT_MAX_LEN,
             min_steps: DEFAULT_MIN_STEPS,
             min_len: DEFAULT_MIN_LEN,
+            min_start: DEFAULT_MIN_START,
             family: Family::Random,
         }
     }
@@ -84,14 +91,15 @@ impl fmt::Display for GenerationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "trace {}: no trace within the caps after {} attempts (family={}, max_steps={}, max_len={}, min_steps={}, min_len={})",
+            "trace {}: no trace within the caps after {} attempts (family={}, max_steps={}, max_len={}, min_steps={}, min_len={}, min_start={})",
             self.index,
             MAX_ATTEMPTS,
             self.opts.family.name(),
             self.opts.max_steps,
             self.opts.max_len,
             self.opts.min_steps,
-            self.opts.min_len
+            self.opts.min_len,
+            self.opts.min_start
         )
     }
 }
@@ -324,6 +332,12 @@ impl Generator {
             if reason.is_none() && longest <= opts.min_len {
                 reason = Some(TOO_SHORT);
             }
+            if reason.is_none()
+                && opts.min_start > 0
+                && !self.roots.iter().any(|&r| self.arena.redex_span(r).0 >= opts.min_start)
+            {
+                reason = Some(NEAR_START);
+            }
             match reason {
                 None => return Ok(renames > 0),
                 Some(r) => drops[r] += 1,
@@ -467,8 +481,8 @@ mod tests {
         };
         let mut g = Generator::new();
         for i in 0..200 {
-            let mut d1 = [0; 4];
-            let mut d2 = [0; 4];
+            let mut d1 = [0; 5];
+            let mut d2 = [0; 5];
             let tr = g.make_trace(&opts, i, &mut d1).unwrap();
             let mut want = trace_records(&opts, &tr).join("\n");
             want.push('\n');
@@ -492,7 +506,7 @@ mod tests {
                 family,
                 ..Options::default()
             };
-            let mut drops = [0; 4];
+            let mut drops = [0; 5];
             let n = 500;
             for i in 0..n {
                 let tr = g.make_trace(&opts, i, &mut drops).unwrap();
@@ -513,13 +527,35 @@ mod tests {
             ..Options::default()
         };
         let mut g = Generator::new();
-        let mut drops = [0; 4];
+        let mut drops = [0; 5];
         for i in 0..100 {
             let tr = g.make_trace(&opts, i, &mut drops).unwrap();
             assert!(tr.terms.iter().any(|t| t.chars().count() > 120));
             assert!(tr.terms.iter().all(|t| t.chars().count() <= 192));
         }
         assert!(drops[TOO_SHORT] > 0, "{drops:?}");
+    }
+
+    #[test]
+    fn min_start_keeps_traces_with_a_redex_far_in() {
+        let opts = Options {
+            seed: 5,
+            min_start: 30,
+            ..Options::default()
+        };
+        let mut g = Generator::new();
+        let mut drops = [0; 5];
+        for i in 0..100 {
+            let tr = g.make_trace(&opts, i, &mut drops).unwrap();
+            assert!(tr.spans.iter().any(|&(s, _)| s >= 30), "{:?}", tr.spans);
+        }
+        assert!(drops[NEAR_START] > 0, "{drops:?}");
+        // without it nothing is dropped for it
+        let mut plain = [0; 5];
+        for i in 0..100 {
+            g.make_trace(&Options { seed: 5, ..Options::default() }, i, &mut plain).unwrap();
+        }
+        assert_eq!(plain[NEAR_START], 0);
     }
 
     #[test]
@@ -530,7 +566,7 @@ mod tests {
             ..Options::default()
         };
         let mut g = Generator::new();
-        let tr = g.make_trace(&opts, 0, &mut [0; 4]).unwrap();
+        let tr = g.make_trace(&opts, 0, &mut [0; 5]).unwrap();
         let recs = trace_records(&opts, &tr);
         assert_eq!(
             recs[0],

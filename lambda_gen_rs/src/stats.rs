@@ -217,8 +217,8 @@ impl Stats {
         let total_dropped: u64 = self.dropped.iter().sum();
         let _ = writeln!(
             s,
-            "  dropped attempts: {} (too_long {}, too_many_steps {}, too_few_steps {}, too_short {})",
-            total_dropped, self.dropped[0], self.dropped[1], self.dropped[2], self.dropped[3]
+            "  dropped attempts: {} (too_long {}, too_many_steps {}, too_few_steps {}, too_short {}, near_start {})",
+            total_dropped, self.dropped[0], self.dropped[1], self.dropped[2], self.dropped[3], self.dropped[4]
         );
         let _ = writeln!(s, "  steps per trace:");
         for (label, count) in self.hist_buckets() {
@@ -337,7 +337,7 @@ mod tests {
             "{j}"
         );
         assert!(
-            j.contains("\"dropped\": {\"too_long\": 0, \"too_many_steps\": 0, \"too_few_steps\": 0, \"too_short\": 0}"),
+            j.contains("\"dropped\": {\"too_long\": 0, \"too_many_steps\": 0, \"too_few_steps\": 0, \"too_short\": 0, \"near_start\": 0}"),
             "{j}"
         );
         assert!(j.contains("\"median_steps\": 4.0,"), "{j}");
@@ -358,14 +358,14 @@ mod tests {
             initial_hash: i as u64 % 7,
         };
         let mut whole = Stats {
-            dropped: [3, 1, 4, 1],
+            dropped: [3, 1, 4, 1, 5],
             ..Stats::default()
         };
         for i in 0..steps.len() {
             whole.add(&facts(i));
         }
         let mut merged = Stats::default();
-        for (lo, hi, dropped) in [(0, 3, [1, 0, 2, 0]), (3, 4, [0, 0, 0, 0]), (4, 10, [2, 1, 2, 1])] {
+        for (lo, hi, dropped) in [(0, 3, [1, 0, 2, 0, 1]), (3, 4, [0, 0, 0, 0, 0]), (4, 10, [2, 1, 2, 1, 4])] {
             let mut piece = Stats {
                 dropped,
                 ..Stats::default()

@@ -163,6 +163,7 @@ fn summary_on_stderr_and_json() {
         "too_many_steps",
         "too_few_steps",
         "too_short",
+        "near_start",
         "family random",
         "median steps",
         ">= 8 steps",
@@ -179,7 +180,7 @@ fn summary_on_stderr_and_json() {
     assert_eq!(v["traces"], 300);
     assert_eq!(v["records"], records);
     assert_eq!(v["family"], "random");
-    for key in ["too_long", "too_many_steps", "too_few_steps", "too_short"] {
+    for key in ["too_long", "too_many_steps", "too_few_steps", "too_short", "near_start"] {
         assert!(v["dropped"][key].is_u64(), "{key}");
     }
     let hist_total: u64 = v["steps_histogram"]
@@ -237,6 +238,9 @@ fn bad_arguments_exit_2_with_one_line_and_leave_nothing() {
         &["OUT", "10", "2", "--min-len", "192"],
         &["OUT", "10", "2", "--min-len", "50", "--max-len", "40"],
         &["OUT", "10", "2", "--min-len", "-1"],
+        &["OUT", "10", "2", "--min-start", "192"],
+        &["OUT", "10", "2", "--min-start", "40", "--max-len", "40"],
+        &["OUT", "10", "2", "--min-start", "far"],
         &["OUT", "10"],
         &["OUT", "10", "2", "extra"],
         &["MISSING_DIR", "10", "2"],
@@ -328,6 +332,8 @@ fn help_explains_every_argument() {
         "--family",
         "--min-len",
         "too_short",
+        "--min-start",
+        "near_start",
         "FAMILY-SEED-I",
         "random:",
         "church:",
@@ -565,4 +571,31 @@ fn min_len_drops_are_counted_as_too_short() {
         let (_, longest) = validate(&fs::read_to_string(&out).unwrap(), "");
         assert!(longest.iter().any(|&l| l <= 90), "{f}");
     }
+}
+
+#[test]
+fn min_start_drops_are_counted_as_near_start() {
+    let dir = TempDir::new().unwrap();
+    let out = dir.path().join("far.jsonl");
+    let js = dir.path().join("far.json");
+    lambda_gen()
+        .arg("generate")
+        .arg(&out)
+        .args(["150", "2", "--seed", "8", "--min-start", "35", "--quiet", "--summary-json"])
+        .arg(&js)
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&js).unwrap()).unwrap();
+    assert_eq!(v["traces"], 150);
+    assert!(v["dropped"]["near_start"].as_u64().unwrap() > 0, "{v}");
+    let text = fs::read_to_string(&out).unwrap();
+    let mut far: std::collections::BTreeMap<String, u64> = Default::default();
+    for line in text.lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let start = r["target_span"][0].as_u64().unwrap();
+        let e = far.entry(r["trace_id"].as_str().unwrap().to_string()).or_default();
+        *e = (*e).max(start);
+    }
+    assert_eq!(far.len(), 150);
+    assert!(far.values().all(|&s| s >= 35), "{far:?}");
 }

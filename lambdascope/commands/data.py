@@ -32,6 +32,10 @@ def register(sub) -> None:
     g.add_argument("--min-len", type=nonneg_int, default=None,
                    help="keep only traces with a term longer than this (code points); the others are "
                    "dropped as too_short")
+    g.add_argument("--min-start", type=nonneg_int, default=None,
+                   help="keep only traces with a redex starting this many code points or more into its "
+                   "term; the others are dropped as near_start (training data with redexes inside long "
+                   "terms, which the default distribution rarely has)")
     g.add_argument("--family", choices=FAMILY_NAMES, default=None, metavar="NAME",
                    help="the family of first terms (default random): "
                    + "; ".join(f"{name}: {text}" for name, text in FAMILIES))
@@ -65,13 +69,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     return run_generator(args.out, args.traces, threads=args.threads, seed=args.seed,
                          max_steps=args.max_steps, max_len=args.max_len, min_steps=args.min_steps,
-                         min_len=args.min_len, family=args.family, shard=args.shard,
+                         min_len=args.min_len, min_start=args.min_start, family=args.family, shard=args.shard,
                          reference=args.reference)
 
 
 def run_generator(out: str, traces: int, *, threads: int, seed: int, max_steps: int | None = None,
                   max_len: int | None = None, min_steps: int | None = None, min_len: int | None = None,
-                  family: str | None = None, shard: str | None = None, reference: bool = False,
+                  min_start: int | None = None, family: str | None = None, shard: str | None = None, reference: bool = False,
                   fallback: bool = False, quiet: bool = False) -> int:
     """Write ``traces`` traces to ``out`` with lambda-gen, or with the reference generator
     (``reference``, or ``fallback`` when lambda-gen is not built): the same bytes either way.
@@ -82,11 +86,12 @@ def run_generator(out: str, traces: int, *, threads: int, seed: int, max_steps: 
                          "the slower Python generator)")
     if exe is None:
         return write_traces(out, traces, seed=seed, max_steps=max_steps, max_len=max_len,
-                            min_steps=min_steps, shard=shard, family=family, min_len=min_len, quiet=quiet)
+                            min_steps=min_steps, shard=shard, family=family, min_len=min_len,
+                            min_start=min_start, quiet=quiet)
     cmd = [str(exe), "generate", out, str(traces), str(threads), "--seed", str(seed)]
     for flag, value in (("--max-steps", max_steps), ("--max-len", max_len),
                         ("--min-steps", min_steps), ("--min-len", min_len),
-                        ("--family", family)):
+                        ("--min-start", min_start), ("--family", family)):
         if value is not None:
             cmd += [flag, str(value)]
     if shard:
