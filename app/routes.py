@@ -175,10 +175,23 @@ async def trace_json(args: query(TraceArgs), db: ReadDB, models: Models, pool: P
     return await in_page_thread(lambda: as_json(data))
 
 
+ON_LOOP_STEPS = 128  # a trace page of more steps than this is rendered in a page thread
+
+
 @router.get("/traces/{identity}", response_class=HTMLResponse)
-def trace_page(request: Request, args: query(TraceArgs), db: ReadDB, tpl: Templates):
-    return tpl.render(request, "trace.html", _trace(args, db) | {"nav": "examples",
-                                                                 "categories": LABEL_CATEGORIES})
+async def trace_page(request: Request, args: query(TraceArgs), db: ReadDB, tpl: Templates):
+    """Over SQLite, on the event loop: the trace's data are six index lookups in a local file
+    (as the page cache's stamp is, app/page_cache.py) and its page about a millisecond of
+    Python, less than what a page thread costs around it when every page thread wants the GIL
+    (the two hand-overs, and pages queueing behind each other while the loop answers cache
+    hits: docs/DESIGN.md, "Pages made afresh"). A trace of more than ``ON_LOOP_STEPS`` steps is
+    rendered in a page thread; over a network store (PostgreSQL) all of it runs there."""
+    local = db.get_bind().dialect.name == "sqlite"
+    data = _trace(args, db) if local else await in_page_thread(lambda: _trace(args, db))
+    context = data | {"nav": "examples", "categories": LABEL_CATEGORIES}
+    if local and len(data["steps"]) <= ON_LOOP_STEPS:
+        return tpl.render(request, "trace.html", context)
+    return await in_page_thread(lambda: tpl.render(request, "trace.html", context))
 
 
 # ---------------------------------------------------------------------------------------------

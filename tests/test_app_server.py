@@ -145,3 +145,73 @@ def test_starting_compiles_the_templates_and_freezes_what_it_made(seeded):
         assert any("examples.html" in str(k) for k in cache)
     finally:
         gc.unfreeze()
+
+
+def test_a_trace_page_answers_while_every_page_thread_is_taken(seeded, monkeypatch):
+    """Over SQLite a trace page is made on the event loop, not in a page thread: with the one
+    page thread held by a slow runs page, trace pages the page cache has not seen still answer
+    at once (and right), in order, before the runs page is done."""
+    from app import queries
+    from app.settings import Settings
+    from app.main import create_app
+
+    release = threading.Event()
+    real = queries.runs_data
+
+    def held_runs_data(**kw):
+        release.wait(10)
+        return real(**kw)
+
+    monkeypatch.setattr(queries, "runs_data", held_runs_data)
+    app = create_app(Settings(db_url=seeded.url, warm_caches=False, threads=1))
+    identities = [tr.identity for tr in seeded.traces[:3]]
+
+    async def go():
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+                runs = asyncio.create_task(c.get("/runs.json"))
+                await asyncio.sleep(0.2)
+                assert not runs.done()  # the page thread is taken
+                pages = [await asyncio.wait_for(c.get(f"/traces/{i}", params={"ck": seeded.ck1}), timeout=3)
+                         for i in identities]
+                assert not runs.done()
+                release.set()
+                return pages, await asyncio.wait_for(runs, timeout=10)
+
+    try:
+        pages, runs = asyncio.run(go())
+    finally:
+        release.set()
+    assert runs.status_code == 200
+    for identity, page in zip(identities, pages):
+        assert page.status_code == 200
+        assert f'<span class="mono">{identity}</span>' in page.text
+        assert 'id="step-0"' in page.text
+
+
+def test_a_long_trace_page_is_made_in_a_page_thread_and_is_the_same(seeded, monkeypatch):
+    """A trace of more than ``ON_LOOP_STEPS`` steps is rendered in a page thread (so a long
+    one never holds the event loop): the same page as on the loop, unknown traces a 404 both ways."""
+    import app.routes as routes
+    from tests.app_store import make_client
+
+    longest = max(seeded.traces, key=lambda tr: len(tr.records))
+    identity = longest.identity
+    client = make_client(seeded.url, page_cache_mb=0)
+    on_loop = client.get(f"/traces/{identity}", params={"ck": seeded.ck2})
+    missing_on_loop = client.get("/traces/0123456789abcdef")
+    names = []
+    real = routes.in_page_thread
+
+    async def counted(fn):
+        names.append(threading.current_thread().name)
+        return await real(fn)
+
+    monkeypatch.setattr(routes, "in_page_thread", counted)
+    monkeypatch.setattr(routes, "ON_LOOP_STEPS", len(longest.records) - 1)  # its steps, one too many
+    in_thread = client.get(f"/traces/{identity}", params={"ck": seeded.ck2})
+    assert len(names) == 1  # the render, not the data
+    assert on_loop.status_code == in_thread.status_code == 200
+    assert on_loop.text == in_thread.text
+    assert missing_on_loop.status_code == client.get("/traces/0123456789abcdef").status_code == 404
