@@ -92,8 +92,8 @@ def main() -> None:
     ap.add_argument("--run-name", default=None)
     ap.add_argument("--skip-peak", action="store_true", help="reuse runs/peak.json")
     ap.add_argument("--long-share", type=float, default=1 / 3,
-                    help=f"the share of --traces generated with --min-len {LONG_MIN_LEN} (terms past two thirds "
-                    "of the training max-len, within it): the length mix that lifted every suite "
+                    help=f"the share of --traces generated with --min-len {LONG_MIN_LEN} and --long-min-start "
+                    "(terms past two thirds of the training max-len, within it): the length mix that lifted every suite "
                     "(docs/DESIGN.md, 'Length generalisation'); 0: the generator's distribution alone")
     ap.add_argument("--long-min-start", type=int, default=LONG_MIN_START,
                     help=f"the length mix's --min-start (default {LONG_MIN_START}): each of its traces has a "

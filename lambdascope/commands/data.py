@@ -75,8 +75,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def run_generator(out: str, traces: int, *, threads: int, seed: int, max_steps: int | None = None,
                   max_len: int | None = None, min_steps: int | None = None, min_len: int | None = None,
-                  min_start: int | None = None, family: str | None = None, shard: str | None = None, reference: bool = False,
-                  fallback: bool = False, quiet: bool = False) -> int:
+                  min_start: int | None = None, family: str | None = None, shard: str | None = None,
+                  reference: bool = False, fallback: bool = False, quiet: bool = False) -> int:
     """Write ``traces`` traces to ``out`` with lambda-gen, or with the reference generator
     (``reference``, or ``fallback`` when lambda-gen is not built): the same bytes either way.
     Returns the generator's exit code; None options are the generator's defaults."""
