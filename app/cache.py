@@ -6,10 +6,10 @@ changes afterwards, so whatever is computed from its predictions and its (fixed)
 stays true: its summary (``summaries``), its counts by error kind (in the summary, and on its
 run's page for every checkpoint) and a comparison of two checkpoints (``comparison``).
 Each is computed on first use (one grouped query, tens of milliseconds on 100,000 predictions)
-and then served from memory; the examples page's total counts are cached the same way, keyed by
-the filter (and by the labels' version when the filter reads labels), and so are the runs'
-curves. Concurrent first requests for one key compute it once (``Memo``). ``Warmer`` computes
-the newest checkpoints' in the background.
+and then served from memory; so are the arrays the examples page counts with (``app.counting``:
+the checkpoint's vector, its evaluation set's arrays, the set's labelled mask keyed by the
+labels' version) and the runs' curves. Concurrent first requests for one key compute it once
+(``Memo``). ``Warmer`` computes the newest checkpoints' in the background.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from sqlalchemy import select
 
 from lambdascope.store import Checkpoint
 
-from .comparison import Comparison, compute_comparison, compute_vector
+from .comparison import CheckpointVector, Comparison, compute_comparison, compute_vector
+from .counting import SetArrays, compute_set_arrays
 from .summaries import compute_checkpoint_summary, generalisation_counts, kind_counts
 
 
@@ -86,13 +87,14 @@ class Aggregates:
         # much again; these hold every checkpoint and neighbouring pair of a 100 x 100,000 store
         self.vectors = Memo(4096, max_bytes=VECTOR_BYTES)
         self.comparisons = Memo(4096, max_bytes=COMPARISON_BYTES)
-        self.counts = Memo(4096)
+        self.sets = Memo(256, max_bytes=VECTOR_BYTES)  # an evaluation set's arrays: ~25 bytes an example
+        self.masks = Memo(256)  # a set's labelled examples (by labels version), its terms holding a substring
         self.curves = Memo(512)
         self.generalisation = Memo(1024)  # small: counts by term length and trace length
         self.sparkline_metric: dict[int, str] = {}  # run id -> the metric its sparkline shows
 
     def clear(self) -> None:
-        for memo in (self.summaries, self.kinds, self.vectors, self.comparisons, self.counts, self.curves,
+        for memo in (self.summaries, self.kinds, self.vectors, self.comparisons, self.sets, self.masks, self.curves,
                      self.generalisation):
             memo.clear()
         self.sparkline_metric.clear()
@@ -112,16 +114,21 @@ class Aggregates:
         (``summaries.generalisation_counts``; read-only)."""
         return self.generalisation.get((ck, stamp), lambda: generalisation_counts(session, ck))
 
+    def vector(self, session, ck: tuple[int, Hashable]) -> CheckpointVector:
+        """Checkpoint ``ck`` = (id, creation time)'s predictions as arrays (read-only)."""
+        return self.vectors.get(ck, lambda: compute_vector(session, ck[0]))
+
     def comparison(self, session, a: tuple[int, Hashable], b: tuple[int, Hashable]) -> Comparison:
-        def compute() -> Comparison:
-            va = self.vectors.get(a, lambda: compute_vector(session, a[0]))
-            vb = self.vectors.get(b, lambda: compute_vector(session, b[0]))
-            return compute_comparison(va, vb)
+        return self.comparisons.get((a, b), lambda: compute_comparison(self.vector(session, a),
+                                                                        self.vector(session, b)))
 
-        return self.comparisons.get((a, b), compute)
+    def set_arrays(self, session, eval_set_id: int) -> SetArrays:
+        """An evaluation set's examples as arrays (read-only; a set's examples never change)."""
+        return self.sets.get(eval_set_id, lambda: compute_set_arrays(session, eval_set_id))
 
-    def count(self, key: Hashable, compute: Callable[[], int]) -> int:
-        return self.counts.get(key, compute)
+    def mask(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """A set's mask (``app.counting``), under a key that says what it depends on."""
+        return self.masks.get(key, compute)
 
 
 class Warmer:

@@ -16,54 +16,65 @@ from sqlalchemy import text
 
 from lambdascope.vocabulary import ERROR_KINDS
 
+from .sql import PRED_NF_SQL
+
 KIND_INDEX = {k: i for i, k in enumerate(ERROR_KINDS)}  # an error kind as one byte
 UNJUDGED = 255  # a prediction whose error kind is NULL
 
 
 @dataclass
 class CheckpointVector:
-    """A checkpoint's (example id, IoU, exact, error kind) in example-id order, as numpy arrays
-    (the kind as its index in ``ERROR_KINDS``, one byte)."""
+    """A checkpoint's (example id, IoU, exact, error kind, predicts normal form) in example-id
+    order, as numpy arrays (the kind as its index in ``ERROR_KINDS``, one byte). The comparison
+    is made of them, and so are the examples page's counts (``app.counting``)."""
 
     ids: np.ndarray  # int64
     ious: np.ndarray  # float64
     exact: np.ndarray  # bool
     kinds: np.ndarray  # uint8
+    pred_nf: np.ndarray  # bool: the predicted span is [0, 0]
 
     @property
     def nbytes(self) -> int:
-        return self.ids.nbytes + self.ious.nbytes + self.exact.nbytes + self.kinds.nbytes
+        return self.ids.nbytes + self.ious.nbytes + self.exact.nbytes + self.kinds.nbytes + self.pred_nf.nbytes
 
 
 # the error kind as its index, in SQL: every column a number, so the rows become one structured
 # array in a single numpy call (unzipping 100,000 tuples in Python costs as much as the fetch)
 KIND_CASES = " ".join("WHEN '%s' THEN %d" % (k, i) for k, i in KIND_INDEX.items())  # code constants only
-VECTOR_SQL = (f"SELECT example_id, iou, exact, CASE error_kind {KIND_CASES} ELSE {UNJUDGED} END "
-              "FROM predictions WHERE checkpoint_id = {ck} ORDER BY example_id")
-VECTOR_ROW = np.dtype([("id", "i8"), ("iou", "f8"), ("exact", "?"), ("kind", "u1")])
+VECTOR_SQL = (f"SELECT p.example_id, p.iou, p.exact, CASE p.error_kind {KIND_CASES} ELSE {UNJUDGED} END, "
+              f"CASE WHEN {PRED_NF_SQL} THEN 1 ELSE 0 END "
+              "FROM predictions p WHERE p.checkpoint_id = {param} ORDER BY p.example_id")
+VECTOR_ROW = np.dtype([("id", "i8"), ("iou", "f8"), ("exact", "?"), ("kind", "u1"), ("pred_nf", "?")])
 
 
-def compute_vector(session, ck: int) -> CheckpointVector:
-    """Read checkpoint ``ck``'s predictions into a vector. The statement goes through SQLAlchemy
-    (so the pages' query time limit arms for it, and its errors are SQLAlchemy's), the rows are
-    fetched from the driver's cursor as plain tuples (SQLAlchemy's rows cost as much again as
-    the fetch, on 100,000 predictions): a fetch stopped by the time limit is wrapped the same way."""
+def fetch_array(session, statement: str, value: int, dtype: np.dtype) -> np.ndarray:
+    """The rows of ``statement`` (one parameter, written ``{param}``, bound to ``value``) as one
+    structured array. The statement goes through SQLAlchemy (so the pages' query time limit arms
+    for it, and its errors are SQLAlchemy's), the rows are fetched from the driver's cursor as
+    plain tuples (SQLAlchemy's rows cost as much again as the fetch, on 100,000 rows): a fetch
+    stopped by the time limit is wrapped the same way."""
     from sqlalchemy.exc import DBAPIError
 
     conn = session.connection()
     style = conn.dialect.paramstyle
-    placeholder = {"qmark": "?", "numeric": ":1", "named": ":ck", "format": "%s", "pyformat": "%(ck)s"}[style]
-    statement = VECTOR_SQL.format(ck=placeholder)
-    params = {"ck": ck} if style in ("named", "pyformat") else (ck,)
+    placeholder = {"qmark": "?", "numeric": ":1", "named": ":v", "format": "%s", "pyformat": "%(v)s"}[style]
+    statement = statement.format(param=placeholder)
+    params = {"v": value} if style in ("named", "pyformat") else (value,)
     result = conn.exec_driver_sql(statement, params)
     error = conn.dialect.loaded_dbapi.Error
     try:
-        rows = np.array(result.cursor.fetchall(), dtype=VECTOR_ROW)
+        return np.array(result.cursor.fetchall(), dtype=dtype)
     except error as e:
         raise DBAPIError.instance(statement, params, e, error) from e
     finally:
         result.close()
-    return CheckpointVector(*(np.ascontiguousarray(rows[f]) for f in ("id", "iou", "exact", "kind")))
+
+
+def compute_vector(session, ck: int) -> CheckpointVector:
+    """Read checkpoint ``ck``'s predictions into a vector."""
+    rows = fetch_array(session, VECTOR_SQL, ck, VECTOR_ROW)
+    return CheckpointVector(*(np.ascontiguousarray(rows[f]) for f in VECTOR_ROW.names))
 
 
 COMPARE_KINDS = {

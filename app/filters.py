@@ -112,14 +112,6 @@ class ExampleFilter:
                 or self.togo_min is not None or self.togo_max is not None
                 or self.labelled is not None or bool(self.q))
 
-    @property
-    def examples_only(self) -> bool:
-        """Whether every condition is on the examples table alone (no prediction's column, no
-        label): the filter then selects the same examples for every checkpoint of a set, and a
-        checkpoint with a prediction for each of them counts what the set's examples count."""
-        return (self.needs_examples and self.labelled is None and not self.correct and not self.kind
-                and self.iou_min is None and self.iou_max is None and self.pred_nf is None)
-
     def active(self) -> list[tuple[str, str]]:
         """(parameter, human description) of each active filter, for the 'remove' chips."""
         out = []
@@ -318,7 +310,7 @@ def where_sql(f: ExampleFilter, dialect: str = "sqlite") -> tuple[list[str], dic
 def example_conds(f: ExampleFilter, dialect: str = "sqlite") -> tuple[list[str], dict[str, Any]]:
     """The conditions of ``f`` on the examples table ``e`` alone (gold normal form, term length,
     steps to go, the term's substring) and their parameters: the same for every checkpoint of
-    an evaluation set (``where_sql`` uses them; ``example_count_sql`` counts with them)."""
+    an evaluation set (``where_sql`` uses them; ``app.counting.term_mask`` reads ``q`` with them)."""
     conds: list[str] = []
     params: dict[str, Any] = {}
     if f.nf is not None:
@@ -408,16 +400,6 @@ def count_sql(f: ExampleFilter, dialect: str = "sqlite") -> tuple[str, dict[str,
         return (f"SELECT count(*) FROM predictions p {join_kw(dialect)} examples e ON e.id = p.example_id "
                 f"WHERE {' AND '.join(conds)}", params)
     return f"SELECT count(*) FROM predictions p WHERE {' AND '.join(conds)}", params
-
-
-def example_count_sql(f: ExampleFilter, eval_set_id: int, dialect: str = "sqlite") -> tuple[str, dict[str, Any]]:
-    """SQL counting the examples of evaluation set ``eval_set_id`` that meet ``f``'s conditions
-    on the examples table (``f.examples_only``; its checkpoint and cursors ignored)."""
-    if not f.examples_only:
-        raise ValueError("example_count_sql: the filter has conditions on predictions or labels")
-    conds, params = example_conds(f, dialect)
-    params["es"] = eval_set_id
-    return f"SELECT count(*) FROM examples e WHERE e.eval_set_id = :es AND {' AND '.join(conds)}", params
 
 
 def sort_key_of(row: Mapping[str, Any], sort: Sort) -> Any:

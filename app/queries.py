@@ -23,8 +23,9 @@ from lambdascope.vocabulary import effective_status, last_heard, length_bucket_w
 
 from .cache import Aggregates
 from .comparison import COMPARE_KINDS
+from .counting import labelled_mask, positions, term_mask, vector_count
 from .errors import BadRequest, NotFound
-from .filters import (KIND_HELP, SORTS, ExampleFilter, count_sql, encode_cursor, example_count_sql, list_sql,
+from .filters import (KIND_HELP, SORTS, ExampleFilter, count_sql, encode_cursor, list_sql,
                       parse_kinds, sort_key_of)
 from .paging import FLOAT_KEY, TIME_KEY, Cursor
 from .params import MAX_ID
@@ -392,44 +393,30 @@ def checkpoint_view(ck: dict[str, Any], *, session, cache: Aggregates) -> dict[s
 # Examples
 
 
-def _eval_set_size(eval_set_id: int, *, session, cache: Aggregates) -> int:
-    """The number of examples of an evaluation set (they never change)."""
-    return cache.count(("eval set size", eval_set_id), lambda: int(session.execute(
-        select(func.count()).select_from(Example).where(Example.eval_set_id == eval_set_id)).scalar_one()))
-
-
 def _labels_version(session) -> tuple[int, int]:
     n, top = session.execute(select(func.count(), func.max(Label.id))).one()
     return int(n or 0), int(top or 0)
 
 
-def count_examples(f: ExampleFilter, stamp: Any, *, session, cache: Aggregates,
-                   eval_set_id: int | None = None) -> int:
-    """The rows of filter ``f`` (cursors ignored), kept in ``cache`` under the checkpoint's
-    ``stamp``. With the checkpoint's ``eval_set_id``, a filter on the examples alone (a term
-    substring, a length, …) is counted once per evaluation set and shared by every checkpoint
-    that has a prediction for each of the set's examples (the usual case): a search opened on
-    checkpoint after checkpoint then counts once, not once per checkpoint."""
+def count_examples(f: ExampleFilter, ck: Mapping[str, Any], *, session, cache: Aggregates) -> int:
+    """The rows of filter ``f`` (cursors ignored) on checkpoint ``ck`` (a ``_ck_dict``: its id,
+    creation time and evaluation set), counted over the arrays ``cache`` keeps (``app.counting``):
+    the checkpoint's vector, its set's arrays, and the set's masks for ``labelled`` (by the labels'
+    version) and ``q``."""
     base = f.without_page()
-    dialect = session.get_bind().dialect.name
-    if eval_set_id is not None and base.examples_only:
-        every = count_examples(ExampleFilter(ck=base.ck), stamp, session=session, cache=cache)
-        if every == _eval_set_size(eval_set_id, session=session, cache=cache):
-            # an evaluation set's examples never change (store.ensure_eval_set writes them once)
-            def count_set() -> int:
-                sql, params = example_count_sql(base, eval_set_id, dialect)
-                return int(session.execute(text(sql), params).scalar_one())
-
-            return cache.count(("set examples", eval_set_id, replace(base, ck=None)), count_set)
-    key: tuple = ("examples", base, stamp)
-    if f.labelled is not None:
-        key += (_labels_version(session),)
-
-    def compute() -> int:
-        sql, params = count_sql(base, dialect)
+    es = ck["eval_set_id"]
+    vec = cache.vector(session, (ck["id"], ck["created_at"]))
+    sa = cache.set_arrays(session, es)
+    at = positions(vec, sa)
+    if at is None:  # a prediction of an example outside the checkpoint's set: the store counts
+        sql, params = count_sql(replace(base, ck=ck["id"]), session.get_bind().dialect.name)
         return int(session.execute(text(sql), params).scalar_one())
-
-    return cache.count(key, compute)
+    labelled = term = None
+    if base.labelled is not None:
+        labelled = cache.mask(("labelled", es, _labels_version(session)), lambda: labelled_mask(session, sa, es))
+    if base.q:
+        term = cache.mask(("term", es, base.q), lambda: term_mask(session, sa, es, base.q))
+    return vector_count(base, vec, sa, at, labelled=labelled, term=term)
 
 
 def examples_data(f: ExampleFilter, *, session, cache: Aggregates) -> dict[str, Any]:
@@ -457,9 +444,8 @@ def examples_data(f: ExampleFilter, *, session, cache: Aggregates) -> dict[str, 
         "prev": encode_cursor(sort, sort_key_of(rows[0], sort), rows[0]["example_id"])
         if rows and has_prev else None,
     }
-    total = count_examples(f, ck["created_at"], session=session, cache=cache, eval_set_id=ck["eval_set_id"])
-    all_rows = count_examples(ExampleFilter(ck=ck["id"]), ck["created_at"], session=session,
-                              cache=cache)
+    total = count_examples(f, ck, session=session, cache=cache)
+    all_rows = count_examples(ExampleFilter(ck=ck["id"]), ck, session=session, cache=cache)
     return {
         "checkpoint": {k: ck[k] for k in ("id", "label", "eval_set_id", "step", "run_id", "suite")},
         "filter": f.params(), "sort": f.sort, "kind_help": KIND_HELP, "error_kinds": ERROR_KINDS,

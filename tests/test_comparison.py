@@ -20,7 +20,8 @@ def vector(rows: dict[int, tuple[float, str | None]]) -> CheckpointVector:
     ids = sorted(rows)
     return CheckpointVector(np.array(ids, dtype=np.int64), np.array([rows[i][0] for i in ids], dtype=np.float64),
                             np.array([rows[i][0] == 1.0 for i in ids], dtype=bool),
-                            np.array([KIND_INDEX.get(rows[i][1], UNJUDGED) for i in ids], dtype=np.uint8))
+                            np.array([KIND_INDEX.get(rows[i][1], UNJUDGED) for i in ids], dtype=np.uint8),
+                            np.zeros(len(ids), dtype=bool))
 
 
 # IoUs from a few values, so that ties (equal changes, equal IoUs) are common
