@@ -31,6 +31,7 @@ from .cache import Aggregates, Warmer
 from .errors import HTTPError, QueryTimeout
 from .models import ModelPool
 from .page_cache import PageCache, PageCacheMiddleware
+from .pickers import PickerOptions
 from .rendering import Renderer
 from .query_limit import limit_queries, is_query_timeout
 from .routes import router
@@ -116,6 +117,7 @@ def create_app(settings: Settings, *, model_loader: ModelLoader | None = None) -
     app.state.clock = utcnow  # the time pages are made at (which running runs are lost); tests move it
     # whole responses of the read-only pages, until the store says they changed (app/page_cache.py)
     app.state.page_cache = PageCache(settings.page_cache_mb * 2 ** 20) if settings.page_cache_mb else None
+    app.state.picker_options = PickerOptions()  # the pickers' options, filled in as pages are served
 
     htmx = htmx_js()
 

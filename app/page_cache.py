@@ -43,6 +43,8 @@ from sqlalchemy.exc import DBAPIError
 
 from lambdascope.vocabulary import RunStatus
 
+from .pickers import FILLED_HEADER, fill
+
 DEFAULT_MAX_BYTES = 64 * 2 ** 20
 MAX_ENTRY_BYTES = 4 * 2 ** 20
 VARY = (b"hx-request", b"hx-target", b"hx-history-restore-request")
@@ -51,7 +53,7 @@ VARY = (b"hx-request", b"hx-target", b"hx-history-restore-request")
 ROUTES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"/(?:runs\.json)?"), "runs"),
     (re.compile(r"/runs/(\d{1,18})(?:\.json)?"), "run"),
-    (re.compile(r"/checkpoints/\d{1,18}(?:/generalisation)?(?:\.json)?"), "store"),
+    (re.compile(r"/checkpoints/(\d{1,18})(?:/generalisation)?(?:\.json)?"), "checkpoint"),
     (re.compile(r"/(?:examples|compare|labels)(?:\.json)?"), "store"),
     (re.compile(r"/traces/[^/.]+"), "store"),  # the page only: its JSON twin carries model beliefs
 )
@@ -59,6 +61,8 @@ ROUTES: tuple[tuple[re.Pattern[str], str], ...] = (
 _LABELS = "(SELECT count(*) FROM labels), (SELECT max(id) FROM labels)"
 STAMPS = {  # constant text only: no request value is ever part of it
     "store": text("SELECT (SELECT max(id) FROM checkpoints), " + _LABELS + ", (SELECT count(*) FROM runs)"),
+    "checkpoint": text("SELECT (SELECT max(c.id) FROM checkpoints c WHERE c.run_id = "
+                       "(SELECT run_id FROM checkpoints WHERE id = :ck)), " + _LABELS + ", (SELECT count(*) FROM runs)"),
     "run": text("SELECT status, updated_at, heartbeat_at, (SELECT max(id) FROM checkpoints WHERE run_id = :r), "
                 "(SELECT max(id) FROM metric_points WHERE run_id = :r), " + _LABELS + " FROM runs WHERE id = :r"),
     "runs": text("SELECT count(*), max(updated_at), max(heartbeat_at), "
@@ -72,7 +76,7 @@ def route_kind(path: str) -> tuple[str, dict[str, Any]] | None:
     for pattern, kind in ROUTES:
         m = pattern.fullmatch(path)
         if m:
-            return kind, ({"r": int(m[1])} if kind == "run" else {})
+            return kind, ({"r": int(m[1])} if kind == "run" else {"ck": int(m[1])} if kind == "checkpoint" else {})
     return None
 
 
@@ -81,32 +85,35 @@ class PageCache:
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[bytes, tuple[int, list, bytes]] = OrderedDict()
+        self._entries: OrderedDict[bytes, tuple[int, list, bytes, bool]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = self.misses = self.not_modified = 0
 
-    def get(self, key: bytes) -> tuple[int, list, bytes] | None:
+    def get(self, *keys: bytes | None) -> tuple[int, list, bytes, bool] | None:
+        """The entry of the first of ``keys`` that has one: (status, headers, body, whether the
+        body has picker markers to fill)."""
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                self.misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
-            return entry
+            for key in keys:
+                entry = self._entries.get(key) if key is not None else None
+                if entry is not None:
+                    self._entries.move_to_end(key)
+                    self.hits += 1
+                    return entry
+            self.misses += 1
+            return None
 
-    def put(self, key: bytes, status: int, headers: list, body: bytes) -> None:
+    def put(self, key: bytes, status: int, headers: list, body: bytes, markers: bool = False) -> None:
         if len(body) > min(MAX_ENTRY_BYTES, self.max_bytes):
             return
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
                 self._bytes -= len(old[2])
-            self._entries[key] = (status, headers, body)
+            self._entries[key] = (status, headers, body, markers)
             self._bytes += len(body)
             while self._bytes > self.max_bytes:
-                _, (_, _, dropped) = self._entries.popitem(last=False)
+                _, (_, _, dropped, _) = self._entries.popitem(last=False)
                 self._bytes -= len(dropped)
 
     def stats(self) -> dict[str, int]:
@@ -133,22 +140,50 @@ def read_stamp(engine: Engine, kind: str, params: dict[str, Any], clock: Callabl
     return stamp
 
 
+def _with_length(headers: list, body: bytes, etag: bytes | None = None) -> list:
+    """``headers`` with the length of ``body`` (and ``etag``, when given) in place of theirs."""
+    drop = (b"content-length", b"etag") if etag is not None else (b"content-length",)
+    out = [(k, v) for k, v in headers if k.lower() not in drop] + [(b"content-length", str(len(body)).encode())]
+    return out + [(b"etag", etag)] if etag is not None else out
+
+
 class PageCacheMiddleware:
-    """The ASGI side: see the module's docstring. ``app.state`` gives the read engine, the cache
-    (``page_cache``; None: off) and the clock."""
+    """The ASGI side: see the module's docstring. ``app.state`` gives the read engine and
+    sessions, the cache (``page_cache``; None: off), the pickers' options and the clock. With
+    the cache off, pages with picker markers are still filled (``app.pickers``)."""
 
     def __init__(self, app, *, state) -> None:
         self.app = app
         self.state = state
 
+    async def _filled(self, body: bytes, version) -> bytes:
+        """``body`` with its picker markers filled with the options of ``version`` of the store's
+        checkpoints (None: not known, made afresh); a store that cannot be read leaves a picker
+        empty (the page itself says what is wrong)."""
+        if b"<!--ls:checkpoints " not in body:
+            return body
+        state = self.state
+
+        def options(es: int, suite: str | None) -> bytes:
+            try:
+                return state.picker_options.get(state.read_sessions, es, suite, version)
+            except DBAPIError:
+                return b""
+
+        if state.read_engine.dialect.name == "sqlite":  # one index lookup a (set, suite), then memory
+            return fill(body, options)
+        return await anyio.to_thread.run_sync(fill, body, options)
+
     async def __call__(self, scope, receive, send) -> None:
         cache: PageCache | None = getattr(self.state, "page_cache", None)
-        if scope["type"] != "http" or scope["method"] != "GET" or cache is None:
+        if scope["type"] != "http" or scope["method"] != "GET":
             return await self.app(scope, receive, send)
         route = route_kind(scope["path"])
         if route is None:
             return await self.app(scope, receive, send)
         kind, params = route
+        if cache is None and kind != "store":
+            return await self.app(scope, receive, send)
         engine = self.state.read_engine
         try:
             if engine.dialect.name == "sqlite":  # index lookups in a local file: quicker than a thread hop
@@ -157,11 +192,15 @@ class PageCacheMiddleware:
                 stamp = await anyio.to_thread.run_sync(read_stamp, engine, kind, params, self.state.clock)
         except DBAPIError:  # a locked or unreachable store: the page itself says what is wrong
             stamp = None
-        if stamp is None:
-            return await self.app(scope, receive, send)
+        if stamp is None or cache is None:
+            return await self.app(scope, receive, self._filling(send, stamp[0::3] if stamp else None))
         headers = dict(scope["headers"])
-        key = b"\x00".join([scope["path"].encode(), scope.get("query_string", b""),
-                            *(headers.get(h, b"") for h in VARY), repr(stamp).encode()])
+        base = [scope["path"].encode(), scope.get("query_string", b""), *(headers.get(h, b"") for h in VARY)]
+        key = b"\x00".join([*base, repr(stamp).encode()])
+        # a page whose checkpoints are all in picker markers: kept without the newest checkpoint
+        # (stamp[0]); the runs' count stays (a deleted run's pages go)
+        marked_key = b"\x00".join([*base, b"markers", repr(stamp[1:]).encode()]) if kind == "store" else None
+        version = stamp[0::3] if kind == "store" else None  # newest checkpoint, runs' count
         etag = b'"' + hashlib.blake2b(key, digest_size=12).hexdigest().encode() + b'"'
         if headers.get(b"if-none-match") == etag:
             cache.not_modified += 1
@@ -169,9 +208,12 @@ class PageCacheMiddleware:
                         "headers": [(b"etag", etag), (b"cache-control", b"no-cache")]})
             await send({"type": "http.response.body", "body": b""})
             return
-        hit = cache.get(key)
+        hit = cache.get(marked_key, key)
         if hit is not None:
-            status, response_headers, body = hit
+            status, response_headers, body, markers = hit
+            if markers:  # filled with today's checkpoints: the ETag of today's stamp
+                body = await self._filled(body, version)
+                response_headers = _with_length(response_headers, body, etag)
             await send({"type": "http.response.start", "status": status, "headers": response_headers})
             await send({"type": "http.response.body", "body": body})
             return
@@ -181,14 +223,45 @@ class PageCacheMiddleware:
 
         async def keep(message) -> None:
             if message["type"] == "http.response.start":
-                if message["status"] == 200:
-                    message = dict(message, headers=[*message.get("headers", []), (b"etag", etag),
-                                                     (b"cache-control", b"no-cache")])
-                started.update(message)
-            elif message["type"] == "http.response.body" and started.get("status") == 200:
+                if message["status"] != 200:
+                    await send(message)
+                    return
+                started.update(message, headers=[*message.get("headers", []), (b"etag", etag),
+                                                 (b"cache-control", b"no-cache")])
+            elif message["type"] == "http.response.body" and started:
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False):
-                    cache.put(key, 200, started["headers"], b"".join(chunks))
-            await send(message)
+                    response_headers = [(k, v) for k, v in started["headers"] if k != FILLED_HEADER]
+                    markers = len(response_headers) < len(started["headers"]) and marked_key is not None
+                    body = b"".join(chunks)
+                    cache.put(marked_key if markers else key, 200, response_headers, body, markers)
+                    if markers:
+                        body = await self._filled(body, version)
+                        response_headers = _with_length(response_headers, body)
+                    await send(dict(started, headers=response_headers))
+                    await send({"type": "http.response.body", "body": body})
+            else:
+                await send(message)
 
         await self.app(scope, receive, keep)
+
+    def _filling(self, send, version):
+        """A ``send`` that fills the picker markers of a 200 answer (not kept: no cache, or no
+        stamp to key it by)."""
+        started: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def filling(message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 200:
+                started.update(message)
+            elif message["type"] == "http.response.body" and started:
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    body = await self._filled(b"".join(chunks), version)
+                    headers = _with_length([(k, v) for k, v in started.get("headers", []) if k != FILLED_HEADER], body)
+                    await send(dict(started, headers=headers))
+                    await send({"type": "http.response.body", "body": body})
+            else:
+                await send(message)
+
+        return filling

@@ -130,6 +130,22 @@ def checkpoints_of_eval_set(eval_set_id: int, *, session, suite: str | None = No
     return [{"id": r.id, "label": checkpoint_label(r._mapping)} for r in rows]
 
 
+def picker(eval_set_id: int, suite: str | None) -> dict[str, Any]:
+    """A page's checkpoint picker: the checkpoints of ``eval_set_id`` (main rows, or ``suite``'s).
+    The page lists them through a marker filled in as it is served (``app.pickers``); its JSON
+    twin lists them (``with_checkpoints``)."""
+    return {"eval_set_id": eval_set_id, "suite": suite}
+
+
+def with_checkpoints(data: dict[str, Any], *, session) -> dict[str, Any]:
+    """A page's data for its JSON twin: its picker's checkpoints as ``checkpoints``."""
+    p = data.get("picker")
+    if p is None:
+        return data
+    return {k: v for k, v in data.items() if k != "picker"} | {
+        "checkpoints": checkpoints_of_eval_set(p["eval_set_id"], session=session, suite=p["suite"])}
+
+
 _OF_EVAL_SET = {by_suite: select(Checkpoint.id, Checkpoint.step, Checkpoint.name, Checkpoint.suite,
                                  Run.name.label("run_name")).join(Run, Run.id == Checkpoint.run_id)
                 .where(Checkpoint.eval_set_id == bindparam("es"),
@@ -451,7 +467,7 @@ def examples_data(f: ExampleFilter, *, session, cache: Aggregates) -> dict[str, 
         "filter": f.params(), "sort": f.sort, "kind_help": KIND_HELP, "error_kinds": ERROR_KINDS,
         "total": total, "checkpoint_total": all_rows,
         "rows": rows, "next": cursors["next"], "prev": cursors["prev"],
-        "checkpoints": checkpoints_of_eval_set(ck["eval_set_id"], session=session, suite=ck["suite"]),
+        "picker": picker(ck["eval_set_id"], ck["suite"]),
     }
 
 
@@ -531,7 +547,7 @@ def trace_data(identity: str, *, session, ck_id: int | None = None, suite: str |
         "steps": steps, "rollout": rollout,
         "labels": [dict(lb._mapping) for lb in labels],
         "prev_trace": prev_t, "next_trace": next_t,
-        "checkpoints": checkpoints_of_eval_set(es, session=session, suite=ck["suite"] if ck else None),
+        "picker": picker(es, ck["suite"] if ck else None),
     }
 
 
@@ -660,7 +676,7 @@ def compare_data(a_id: int, b_id: int, *, session, cache: Aggregates, kind: str 
         "histograms": [{"lo": lo, "hi": hi, "a": ha["n"], "b": hb["n"]}
                        for (lo, hi), ha, hb in zip(iou_bins(), sa["iou_histogram"], sb["iou_histogram"])],
         "rows": rows, "next": nxt,
-        "checkpoints": checkpoints_of_eval_set(a["eval_set_id"], session=session, suite=a["suite"]),
+        "picker": picker(a["eval_set_id"], a["suite"]),
     }
 
 

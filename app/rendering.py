@@ -29,6 +29,7 @@ from lambdascope.vocabulary import ERROR_KIND_TITLES, ERROR_KINDS, ROLLOUT_OUTCO
 from . import charts
 from .comparison import COMPARE_KINDS
 from .labels import CATEGORY_TITLES
+from .pickers import FILLED_HEADER, marker
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -242,6 +243,13 @@ def checkpoint_options(checkpoints: list[Mapping[str, Any]], selected: Any = Non
     return Markup("".join(out))
 
 
+def checkpoint_picker(picker: Mapping[str, Any], selected: Any = None) -> Markup:
+    """The ``<option>``s of a page's checkpoint picker (``queries.picker``: an evaluation set and
+    a suite), ``selected`` marked, as a marker that the page cache fills in each time it serves
+    the page (``app.pickers``): the route renders with ``pickers=True``."""
+    return marker(picker["eval_set_id"], picker["suite"], int(selected) if selected is not None else None)
+
+
 def trace_rows(steps: list[dict[str, Any]], rollout: Mapping[str, Any] | None,
                ck: Mapping[str, Any] | None, focus_step: Any = None) -> Markup:
     """The ``<tr>``s of the trace table (trace.html): step k of the gold trace with the
@@ -369,7 +377,7 @@ class Renderer:
         self.env.globals.update(
             highlight=highlight, is_normal_form=is_normal_form, span_label=span_label,
             term_html=term_html, ok_html=ok_html, example_rows=example_rows,
-            compare_rows=compare_rows, trace_rows=trace_rows, checkpoint_options=checkpoint_options, url=url, charts=charts,
+            compare_rows=compare_rows, trace_rows=trace_rows, checkpoint_options=checkpoint_options, checkpoint_picker=checkpoint_picker, url=url, charts=charts,
             category_titles=CATEGORY_TITLES, compare_kinds=COMPARE_KINDS,
             kind_badge=kind_badge, outcome_badge=outcome_badge, error_kinds=ERROR_KINDS,
             error_kind_titles=ERROR_KIND_TITLES, rollout_outcomes=ROLLOUT_OUTCOMES,
@@ -413,7 +421,8 @@ class Renderer:
             self.env.get_template(name)
 
     def render(self, request: Request, name: str, context: Mapping[str, Any], *,
-               status_code: int = 200, headers: Mapping[str, str] | None = None) -> HTMLResponse:
+               status_code: int = 200, headers: Mapping[str, str] | None = None,
+               pickers: bool = False) -> HTMLResponse:
         template = self.env.get_template(name)
         settings = request.app.state.settings
         ctx = {"request": request, "csrf_token": settings.csrf_token,
@@ -426,4 +435,6 @@ class Renderer:
             body = template.render(ctx)
         response = HTMLResponse(body, status_code=status_code, headers=dict(headers or {}))
         response.headers["Vary"] = "HX-Request, HX-Target"
+        if pickers:  # the page shows the store's checkpoints in picker markers only (app.pickers)
+            response.headers[FILLED_HEADER.decode()] = "1"
         return response

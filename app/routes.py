@@ -128,7 +128,7 @@ def _examples_or_redirect(request: Request, f, db, cache, json: bool):
 @router.get("/examples.json")
 def examples_json(request: Request, f: ExampleQuery, db: ReadDB, cache: Cache):
     data = _examples_or_redirect(request, f, db, cache, json=True)
-    return data if isinstance(data, Response) else as_json(data)
+    return data if isinstance(data, Response) else as_json(Q.with_checkpoints(data, session=db))
 
 
 @router.get("/examples", response_class=HTMLResponse)
@@ -139,7 +139,7 @@ def examples_page(request: Request, f: ExampleQuery, db: ReadDB, cache: Cache, t
     ctx = {"nav": "examples", "f": f, "sorts": SORTS, "empty_store": data is None}
     # htmx pushes this address: the filter's canonical URL, without the form's empty fields
     headers = {"HX-Push-Url": url("/examples", f.params())} if request.headers.get("hx-request") else None
-    return tpl.render(request, "examples.html", (data or {}) | ctx, headers=headers)
+    return tpl.render(request, "examples.html", (data or {}) | ctx, headers=headers, pickers=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,7 +170,7 @@ def _trace(args: TraceArgs, db) -> dict[str, Any]:
 @router.get("/traces/{identity}.json")
 async def trace_json(args: query(TraceArgs), db: ReadDB, models: Models, pool: Pool):
     # the store's part in a page thread, each step's beliefs in the model pool (app/beliefs.py)
-    data = await in_page_thread(lambda: _trace(args, db))
+    data = await in_page_thread(lambda: Q.with_checkpoints(_trace(args, db), session=db))
     data = await add_trace_beliefs(data, session=db, loader=models, pool=pool)
     return await in_page_thread(lambda: as_json(data))
 
@@ -190,8 +190,8 @@ async def trace_page(request: Request, args: query(TraceArgs), db: ReadDB, tpl: 
     data = _trace(args, db) if local else await in_page_thread(lambda: _trace(args, db))
     context = data | {"nav": "examples", "categories": LABEL_CATEGORIES}
     if local and len(data["steps"]) <= ON_LOOP_STEPS:
-        return tpl.render(request, "trace.html", context)
-    return await in_page_thread(lambda: tpl.render(request, "trace.html", context))
+        return tpl.render(request, "trace.html", context, pickers=True)
+    return await in_page_thread(lambda: tpl.render(request, "trace.html", context, pickers=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,7 +260,7 @@ def _compare(request: Request, args: CompareArgs, db, cache) -> dict[str, Any]:
 def compare_json(request: Request, args: query(CompareArgs), db: ReadDB, cache: Cache):
     if not args.chosen:
         raise BadRequest("a and b: the two checkpoints to compare")
-    return as_json(_compare(request, args, db, cache))
+    return as_json(Q.with_checkpoints(_compare(request, args, db, cache), session=db))
 
 
 @router.get("/compare", response_class=HTMLResponse)
@@ -274,7 +274,7 @@ def compare_page(request: Request, args: query(CompareArgs), db: ReadDB, cache: 
             "nav": "compare", "choose": True, "a": {"id": opt_id(args.a, "a")},
             "b": {"id": opt_id(args.b, "b")}, "checkpoints": Q.all_checkpoints(session=db)})
     data = _compare(request, args, db, cache)
-    return tpl.render(request, "compare.html", data | {"nav": "compare", "choose": False})
+    return tpl.render(request, "compare.html", data | {"nav": "compare", "choose": False}, pickers=True)
 
 
 # ---------------------------------------------------------------------------------------------

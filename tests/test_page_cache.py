@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from app.page_cache import PageCache, route_kind
 from lambdascope.store import Checkpoint, MetricPoint, Run, open_store, utcnow, write_evaluation
@@ -165,3 +165,94 @@ def test_serve_refuses_a_bad_page_cache_size(value, message):
     r = subprocess.run([sys.executable, "-m", "lambdascope.cli", "serve", "--page-cache", value],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--page-cache" in r.stderr and message in r.stderr, r.stderr
+
+
+def test_a_new_checkpoint_is_filled_into_kept_pages_without_making_them_anew(fresh):
+    """The examples, trace and compare pages list their set's checkpoints in pickers filled in as
+    they are served (app/pickers.py): a new checkpoint leaves them kept, and they show it."""
+    c = make_client(fresh.url)
+    stats = c.app.state.page_cache.stats
+    ident = fresh.regression[0]
+    picked = [(f"/examples?ck={fresh.ck1}", {}), (f"/examples?ck={fresh.ck1}&correct=wrong", HTMX),
+              (f"/traces/{ident}?ck={fresh.ck1}", {}), (f"/compare?a={fresh.ck1}&b={fresh.ck2}", {})]
+
+    def get(path, headers):
+        r = c.get(path, headers=headers)
+        assert r.status_code == 200, (path, r.text[:300])
+        assert "<!--ls:" not in r.text and "x-lambdascope-pickers" not in r.headers, path
+        assert int(r.headers["content-length"]) == len(r.content), path
+        return r
+
+    first = {p: get(p, h) for p, h in picked}
+    assert f'<option value="{fresh.ck1}" selected>' in first[picked[0][0]].text
+    assert f'<option value="{fresh.ck2}">' in first[picked[0][0]].text
+    assert f'<option value="{fresh.ck2}" selected>' in first[picked[3][0]].text  # compare: b
+    engine, Session = open_store(fresh.url)
+    with Session() as s, s.begin():  # a checkpoint of the other run, on the same evaluation set
+        es = s.get(Checkpoint, fresh.ck2).eval_set_id
+        ck3 = write_evaluation(s, run_id=fresh.run_b, eval_set_id=es, step=50, path="runs/run-b/ckpt-50.pt",
+                               metrics={"exact": 0.5}, predictions=[], rollouts=[])
+    for path, headers in picked:
+        hits = stats()["hits"]
+        r = get(path, headers)
+        assert stats()["hits"] == hits + 1, path  # kept through the new checkpoint
+        assert (f'<option value="{ck3}">' in r.text) == ("<select" in first[path].text), path
+        assert r.headers["etag"] != first[path].headers["etag"], path  # its body changed
+        assert r.content.replace(f'<option value="{ck3}">'.encode(), b"", 1) != r.content or "<select" not in r.text
+
+    # a checkpoint page depends on its own run's checkpoints only (its previous and next links)
+    page = f"/checkpoints/{fresh.ck2}"
+    assert "data-next" not in get(page, {}).text
+    with Session() as s, s.begin():
+        write_evaluation(s, run_id=fresh.run_b, eval_set_id=es, step=60, path="runs/run-b/ckpt-60.pt",
+                         metrics={"exact": 0.5}, predictions=[], rollouts=[])
+    hits = stats()["hits"]
+    get(page, {})
+    assert stats()["hits"] == hits + 1  # another run's checkpoint: still kept
+    with Session() as s, s.begin():
+        ck5 = write_evaluation(s, run_id=fresh.run_a, eval_set_id=es, step=300, path="runs/run-a/ckpt-300.pt",
+                               metrics={"exact": 0.9}, predictions=[], rollouts=[])
+    assert f'href="/checkpoints/{ck5}" data-next' in get(page, {}).text
+
+    # a run deleted: its checkpoints leave the pickers of the pages kept before
+    with Session() as s, s.begin():
+        s.execute(delete(Run).where(Run.id == fresh.run_b))  # its checkpoints cascade
+    r = get(picked[0][0], {})
+    assert f'<option value="{ck3}">' not in r.text and f'<option value="{fresh.ck2}">' in r.text
+    engine.dispose()
+
+
+def test_pickers_are_filled_with_the_cache_off_and_empty_when_the_store_cannot_be_read(fresh, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    import app.pickers as pickers
+
+    c = make_client(fresh.url, page_cache_mb=0)
+    r = c.get(f"/examples?ck={fresh.ck2}")
+    assert "<!--ls:" not in r.text and f'<option value="{fresh.ck2}" selected>' in r.text
+    assert int(r.headers["content-length"]) == len(r.content)
+
+    def unreadable(*a, **k):
+        raise OperationalError("SELECT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(pickers.PickerOptions, "get", unreadable)
+    r = c.get(f"/examples?ck={fresh.ck2}")
+    assert r.status_code == 200 and "<!--ls:" not in r.text and '<option value="' not in r.text.split('name="ck"')[1][:200]
+
+
+def test_a_marker_says_which_options_and_fill_marks_the_chosen_one():
+    from app.pickers import fill, marker
+
+    seen = []
+
+    def options(es, suite):
+        seen.append((es, suite))
+        return b'<option value="7">#7 a</option><option value="12">#12 b</option>'
+
+    for suite in (None, "longer", "odd name -->"):
+        body = f"<select>{marker(3, suite, 12)}</select>|<select>{marker(3, suite, None)}</select>".encode()
+        assert fill(body, options) == (b'<select><option value="7">#7 a</option><option value="12" selected>#12 b'
+                                       b'</option></select>|<select><option value="7">#7 a</option>'
+                                       b'<option value="12">#12 b</option></select>')
+        assert seen[-2:] == [(3, suite), (3, suite)]
+    assert fill(b"no markers", options) == b"no markers"
