@@ -32,7 +32,8 @@ from .errors import HTTPError, QueryTimeout
 from .models import ModelPool
 from .page_cache import PageCache, PageCacheMiddleware
 from .pickers import PickerOptions
-from .rendering import Renderer
+from .queries import checkpoints_of_eval_set
+from .rendering import Renderer, checkpoint_options
 from .query_limit import limit_queries, is_query_timeout
 from .routes import router
 from .shrinking import router as shrink_router
@@ -117,7 +118,9 @@ def create_app(settings: Settings, *, model_loader: ModelLoader | None = None) -
     app.state.clock = utcnow  # the time pages are made at (which running runs are lost); tests move it
     # whole responses of the read-only pages, until the store says they changed (app/page_cache.py)
     app.state.page_cache = PageCache(settings.page_cache_mb * 2 ** 20) if settings.page_cache_mb else None
-    app.state.picker_options = PickerOptions()  # the pickers' options, filled in as pages are served
+    # the pickers' options, filled in as pages are served
+    app.state.picker_options = PickerOptions(lambda session, es, suite: checkpoint_options(
+        checkpoints_of_eval_set(es, session=session, suite=suite)))
 
     htmx = htmx_js()
 

@@ -13,9 +13,12 @@ runs are lost). So every cacheable GET is answered by an ASGI middleware that fi
 
 What each kind of page depends on:
 
-- ``store`` pages (a checkpoint, examples, a trace, compare, labels): the newest checkpoint id
-  (pickers list every checkpoint; prev/next links), the labels (count and newest id), the runs'
-  count. None of them shows a run's status.
+- ``store`` pages (examples, a trace, compare, labels): the newest checkpoint id (pickers list
+  their set's checkpoints), the labels (count and newest id), the runs' count. None of them shows
+  a run's status. A page whose checkpoints are in picker markers only (``app.pickers``) is kept
+  without the newest checkpoint id and filled in each time it is served.
+- ``checkpoint`` pages (``/checkpoints/N``, its generalisation fragment, their JSON): the newest
+  checkpoint id of its run (prev/next links, the suites of its step), the labels, the runs' count.
 - ``run`` (``/runs/N``): that run's row (status, updated_at, heartbeat), its newest checkpoint
   and newest metric point (index ``ix_metric_points_run_id``), the labels, and, while it is
   running, the clock to the second (the page says for how long it has been silent).

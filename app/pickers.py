@@ -50,23 +50,20 @@ def fill(body: bytes, options: Callable[[int, str | None], bytes]) -> bytes:
 
 
 class PickerOptions:
-    """The options' HTML of each (evaluation set, suite), made once per ``version`` of the
-    store's checkpoints (the page cache's stamp: the newest checkpoint id and the runs' count,
-    so a deleted run's checkpoints go too)."""
+    """The options' HTML of each (evaluation set, suite), made by ``make(session, eval_set_id,
+    suite)`` once per ``version`` of the store's checkpoints (the page cache's stamp: the newest
+    checkpoint id and the runs' count, so a deleted run's checkpoints go too)."""
 
-    def __init__(self) -> None:
+    def __init__(self, make: Callable[..., str]) -> None:
+        self.make = make
         self._memo = Memo(256)
 
     def get(self, sessions, eval_set_id: int, suite: str | None, version: Hashable | None) -> bytes:
         """The options (none selected); ``version`` None: not known, so made afresh, not kept."""
 
         def compute() -> bytes:
-            from .queries import checkpoints_of_eval_set
-            from .rendering import checkpoint_options
-
             with sessions() as session:
-                rows = checkpoints_of_eval_set(eval_set_id, session=session, suite=suite)
-            return str(checkpoint_options(rows)).encode()
+                return str(self.make(session, eval_set_id, suite)).encode()
 
         return compute() if version is None else self._memo.get((eval_set_id, suite, version), compute)
 
