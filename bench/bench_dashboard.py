@@ -312,12 +312,26 @@ def drop_live_runs(url: str) -> None:
     engine.dispose()
 
 
-def plan_for(url: str) -> dict:
+def bench_checkpoints(url: str) -> list[int]:
     engine, Session = open_store(url)
     with Session() as s:
         cks = [r[0] for r in s.execute(text(
             "SELECT c.id FROM checkpoints c JOIN runs r ON r.id = c.run_id "
             "WHERE r.name = 'bench-run' ORDER BY c.step"))]
+    engine.dispose()
+    return cks
+
+
+def plan_for(url: str, pages_over: int | None = None) -> dict | None:
+    """The addresses the clients draw from; ``pages_over``: only that many of the benchmark
+    run's checkpoints, evenly spaced (None: all of them; out of range: None)."""
+    cks = every = bench_checkpoints(url)
+    if pages_over is not None:
+        if not 2 <= pages_over <= len(cks):
+            return None
+        cks = [cks[round(i * (len(cks) - 1) / (pages_over - 1))] for i in range(pages_over)]
+    engine, Session = open_store(url)
+    with Session() as s:
         cursors = {}
         for ck in cks:
             # the last row of page 499 of the filter: page 500 starts after it
@@ -334,7 +348,7 @@ def plan_for(url: str) -> dict:
     engine.dispose()
     # substrings a person searches for: common (a numeral's body) to rare (a free variable's use)
     searches = [quote("λf.λx.f"), quote("(λx.x x)"), quote("a b"), quote("λz.λg")]
-    return {"checkpoints": cks, "cursors": cursors, "traces": traces, "predictions": n_pred,
+    return {"checkpoints": cks, "store_checkpoints": len(every), "cursors": cursors, "traces": traces, "predictions": n_pred,
             "examples": n_ex, "run": run, "searches": searches}
 
 
@@ -358,6 +372,10 @@ def main() -> int:
                     help="serve --page-cache (default: serve's). The kinds alone are also measured "
                     "with it off (0): 'cold' is a page the cache has not seen")
     ap.add_argument("--no-cold", action="store_true", help="skip the kinds alone with the page cache off")
+    ap.add_argument("--pages-over", type=int, default=None, metavar="K",
+                    help="draw the pages' checkpoints from K of the benchmark run's, evenly spaced (default: "
+                    "all). A bigger store with K = 10 is measured over as many distinct pages as the "
+                    "default 10-checkpoint store: what then differs is the store's size alone")
     ap.add_argument("--threads", type=int, default=None,
                     help="requests each server process handles at once (default: serve's)")
     args = ap.parse_args()
@@ -376,9 +394,12 @@ def main() -> int:
         db.parent.mkdir(parents=True, exist_ok=True)
         build(url, args.examples, args.checkpoints, seed=1000)
     drop_live_runs(url)
-    plan = plan_for(url)
+    plan = plan_for(url, args.pages_over)
+    if plan is None:
+        ap.error(f"--pages-over: 2 to the store's {len(bench_checkpoints(url))} benchmark checkpoints, "
+                 f"got {args.pages_over}")
     log(f"store: {plan['examples']:,} examples, {plan['predictions']:,} predictions, "
-        f"{len(plan['checkpoints'])} benchmark checkpoints")
+        f"{plan['store_checkpoints']} benchmark checkpoints, pages over {len(plan['checkpoints'])}")
 
     floor = measure_floor(args, plan)
     isolated, cold = {}, {}
@@ -503,8 +524,9 @@ def measure_floor(args, plan: dict) -> dict:
 
 def report(args, plan: dict, floor: dict, isolated: dict, cold: dict, mixed: dict) -> None:
     f_lat = [r[1] * 1000 for r in floor["results"] if not r[4]]
-    print(f"\ndashboard benchmark: {plan['predictions']:,} predictions ({len(plan['checkpoints'])} checkpoints x "
-          f"~{plan['examples']:,} examples), {args.clients} clients; {os.cpu_count()} CPUs")
+    over = (f"; pages drawn over {len(plan['checkpoints'])} of them" if args.pages_over is not None else "")
+    print(f"\ndashboard benchmark: {plan['predictions']:,} predictions ({plan['store_checkpoints']} checkpoints x "
+          f"~{plan['examples']:,} examples{over}), {args.clients} clients; {os.cpu_count()} CPUs")
     print(f"floor (a bare Starlette endpoint, same server stack): {floor['cpu_ms']:.2f} ms of server CPU per "
           f"request, p50 {q(f_lat, 0.5):.1f} ms, p95 {q(f_lat, 0.95):.1f} ms, {floor['rate']:.0f} requests/s")
     if isolated:
