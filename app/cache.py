@@ -133,7 +133,8 @@ class Aggregates:
 
 class Warmer:
     """A background thread that computes the summaries of the checkpoints, newest first (and the
-    comparison of each with the one before it in its run, and its generalisation counts) soon
+    comparison of each with the one before it in its run, its generalisation counts and its
+    evaluation set's arrays) soon
     after the trainer writes them, so that the first person to open a checkpoint does not wait
     for it. ``newest``: only that many of the newest (None: every checkpoint; what the caches
     hold is bounded by their own limits)."""
@@ -169,6 +170,7 @@ class Warmer:
                     return
                 self.aggregates.summary(session, r.id, r.created_at)
                 self.aggregates.generalisation_counts(session, r.id, r.created_at)
+                self.aggregates.set_arrays(session, r.eval_set_id)  # the examples page's counts
                 b = before.get(r.id)
                 if b is not None:
                     self.aggregates.comparison(session, (b.id, b.created_at), (r.id, r.created_at))

@@ -474,9 +474,12 @@ def test_warmer_precomputes_new_checkpoints(seeded):
     Warmer(c.app.state.read_sessions, agg).warm_once()  # every checkpoint, by default
     assert len(agg.summaries._data) == 2 and len(agg.comparisons._data) == 1
     assert len(agg.generalisation._data) == 2
+    assert len(agg.sets._data) == 1 and len(agg.vectors._data) == 2  # what the examples page counts with
     # the pages then use what was computed
     assert c.get(f"/compare.json?a={seeded.ck1}&b={seeded.ck2}").json()["counts"]["broken"] == 1
     assert len(agg.comparisons._data) == 1
+    assert c.get(f"/examples.json?ck={seeded.ck1}&nf=1&correct=wrong").json()["total"] >= 0
+    assert len(agg.sets._data) == 1 and len(agg.vectors._data) == 2
 
 
 def test_runs_table_polls_while_a_run_is_running(client):
