@@ -195,15 +195,16 @@ class PageCacheMiddleware:
                 stamp = await anyio.to_thread.run_sync(read_stamp, engine, kind, params, self.state.clock)
         except DBAPIError:  # a locked or unreachable store: the page itself says what is wrong
             stamp = None
+        # pickers (store pages) are filled with the options of this version of the checkpoints
+        version = stamp[0::3] if stamp is not None and kind == "store" else None  # newest, runs' count
         if stamp is None or cache is None:
-            return await self.app(scope, receive, self._filling(send, stamp[0::3] if stamp else None))
+            return await self.app(scope, receive, self._sender(send, version))
         headers = dict(scope["headers"])
         base = [scope["path"].encode(), scope.get("query_string", b""), *(headers.get(h, b"") for h in VARY)]
         key = b"\x00".join([*base, repr(stamp).encode()])
-        # a page whose checkpoints are all in picker markers: kept without the newest checkpoint
-        # (stamp[0]); the runs' count stays (a deleted run's pages go)
+        # a store page whose checkpoints are all in picker markers: kept without the newest
+        # checkpoint (stamp[0]); the runs' count stays (a deleted run's pages go)
         marked_key = b"\x00".join([*base, b"markers", repr(stamp[1:]).encode()]) if kind == "store" else None
-        version = stamp[0::3] if kind == "store" else None  # newest checkpoint, runs' count
         etag = b'"' + hashlib.blake2b(key, digest_size=12).hexdigest().encode() + b'"'
         if headers.get(b"if-none-match") == etag:
             cache.not_modified += 1
@@ -214,57 +215,44 @@ class PageCacheMiddleware:
         hit = cache.get(marked_key, key)
         if hit is not None:
             status, response_headers, body, markers = hit
-            if markers:  # filled with today's checkpoints: the ETag of today's stamp
+            if markers:  # filled with the checkpoints of now: the ETag of now's stamp
                 body = await self._filled(body, version)
                 response_headers = _with_length(response_headers, body, etag)
             await send({"type": "http.response.start", "status": status, "headers": response_headers})
             await send({"type": "http.response.body", "body": body})
             return
+        await self.app(scope, receive, self._sender(send, version, (cache, key, marked_key, etag)))
 
+    def _sender(self, send, version, keep: tuple | None = None):
+        """A ``send`` for the handler's answer: a 200 is collected whole, kept (``keep``: the
+        cache, the key, the key without the newest checkpoint, the ETag) and sent with its picker
+        markers filled (when its route said it has them); anything else passes as it is."""
         started: dict[str, Any] = {}
         chunks: list[bytes] = []
 
-        async def keep(message) -> None:
+        async def sender(message) -> None:
             if message["type"] == "http.response.start":
                 if message["status"] != 200:
-                    await send(message)
-                    return
-                started.update(message, headers=[*message.get("headers", []), (b"etag", etag),
-                                                 (b"cache-control", b"no-cache")])
-            elif message["type"] == "http.response.body" and started:
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    response_headers = [(k, v) for k, v in started["headers"] if k != FILLED_HEADER]
-                    markers = len(response_headers) < len(started["headers"]) and marked_key is not None
-                    body = b"".join(chunks)
-                    cache.put(marked_key if markers else key, 200, response_headers, body, markers)
-                    if markers:
-                        body = await self._filled(body, version)
-                        response_headers = _with_length(response_headers, body)
-                    await send(dict(started, headers=response_headers))
-                    await send({"type": "http.response.body", "body": body})
-            else:
-                await send(message)
-
-        await self.app(scope, receive, keep)
-
-    def _filling(self, send, version):
-        """A ``send`` that fills the picker markers of a 200 answer (not kept: no cache, or no
-        stamp to key it by)."""
-        started: dict[str, Any] = {}
-        chunks: list[bytes] = []
-
-        async def filling(message) -> None:
-            if message["type"] == "http.response.start" and message["status"] == 200:
+                    return await send(message)
                 started.update(message)
             elif message["type"] == "http.response.body" and started:
                 chunks.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    body = await self._filled(b"".join(chunks), version)
-                    headers = _with_length([(k, v) for k, v in started.get("headers", []) if k != FILLED_HEADER], body)
-                    await send(dict(started, headers=headers))
-                    await send({"type": "http.response.body", "body": body})
+                if message.get("more_body", False):
+                    return
+                headers = list(started.get("headers", []))
+                markers = any(k == FILLED_HEADER for k, _ in headers)
+                headers = [(k, v) for k, v in headers if k != FILLED_HEADER]
+                body = b"".join(chunks)
+                if keep is not None:
+                    cache, key, marked_key, etag = keep
+                    headers += [(b"etag", etag), (b"cache-control", b"no-cache")]
+                    cache.put(marked_key if markers and marked_key is not None else key, 200, headers, body, markers)
+                if markers:
+                    body = await self._filled(body, version)
+                    headers = _with_length(headers, body)
+                await send(dict(started, headers=headers))
+                await send({"type": "http.response.body", "body": body})
             else:
                 await send(message)
 
-        return filling
+        return sender
