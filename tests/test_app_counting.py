@@ -144,3 +144,22 @@ def test_an_example_outside_the_set_is_counted_by_the_store(store, monkeypatch):
         f = ExampleFilter(ck=ck["id"], correct="wrong", nf=False)
         monkeypatch.setattr(queries, "positions", lambda vec, sa: None)
         assert count_examples(f, ck, session=s, cache=Aggregates()) == sql_count(s, f) > 0
+
+
+def test_counts_from_arrays_equal_the_sql_count_over_postgres(pg_seeded):
+    """The arrays read through PostgreSQL's driver (its parameter style, its booleans)."""
+    engine, Session = open_store(pg_seeded.url)
+    cache = Aggregates()
+    with Session() as s:
+        s.add(Label(trace_identity=pg_seeded.traces[2].identity, step_k=None, category="bad_gold"))
+        s.commit()
+        term = pg_seeded.traces[1].records[0].term
+        for ck_id in (pg_seeded.ck1, pg_seeded.ck2):
+            ck = get_checkpoint(ck_id, session=s)
+            for fields in ({}, {"correct": "wrong", "nf": False}, {"kind": ("not_redex", "false_nf")},
+                           {"pred_nf": True}, {"iou_min": 0.25, "iou_max": 1.0}, {"len_min": 20, "togo_max": 3},
+                           {"labelled": True}, {"labelled": False, "correct": "right"}, {"q": term[2:6]},
+                           {"q": term[:5], "kind": ("exact",)}):
+                f = ExampleFilter(ck=ck_id, **fields)
+                assert count_examples(f, ck, session=s, cache=cache) == sql_count(s, f), fields
+    engine.dispose()
