@@ -26,7 +26,7 @@ from tests.app_store import build_small_store, prediction
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def counted(tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('counting') / 'store.db'}"
     seeded = build_small_store(url)
     engine, Session = open_store(url)
@@ -76,33 +76,33 @@ filters = st.fixed_dictionaries({
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fields=filters, which=st.integers(0, 2), q=st.one_of(st.just(""), st.integers(0, 10_000), st.just("zz")))
-def test_counts_from_arrays_equal_the_sql_count(store, fields, which, q):
-    with store["Session"]() as s:
-        ck = get_checkpoint(store["cks"][which], session=s)
+def test_counts_from_arrays_equal_the_sql_count(counted, fields, which, q):
+    with counted["Session"]() as s:
+        ck = get_checkpoint(counted["cks"][which], session=s)
         if isinstance(q, int):  # a piece of a real term, so that searches find something
-            term = store["terms"][q % len(store["terms"])]
+            term = counted["terms"][q % len(counted["terms"])]
             q = term[q % max(1, len(term) - 3):][:4]
         f = ExampleFilter(ck=ck["id"], q=q, **fields)
-        assert count_examples(f, ck, session=s, cache=store["cache"]) == sql_count(s, f)
+        assert count_examples(f, ck, session=s, cache=counted["cache"]) == sql_count(s, f)
 
 
-def test_the_partial_checkpoint_is_counted_by_position(store):
+def test_the_partial_checkpoint_is_counted_by_position(counted):
     """The partial checkpoint has about half its set's examples: the arrays are gathered."""
-    with store["Session"]() as s:
-        partial = get_checkpoint(store["cks"][2], session=s)
-        vec = store["cache"].vector(s, (partial["id"], partial["created_at"]))
-        sa = store["cache"].set_arrays(s, partial["eval_set_id"])
+    with counted["Session"]() as s:
+        partial = get_checkpoint(counted["cks"][2], session=s)
+        vec = counted["cache"].vector(s, (partial["id"], partial["created_at"]))
+        sa = counted["cache"].set_arrays(s, partial["eval_set_id"])
         at = positions(vec, sa)
         assert isinstance(at, np.ndarray) and 0 < len(vec.ids) < len(sa.ids)
-        assert count_examples(ExampleFilter(ck=partial["id"]), partial, session=s, cache=store["cache"]) \
+        assert count_examples(ExampleFilter(ck=partial["id"]), partial, session=s, cache=counted["cache"]) \
             == len(vec.ids)
-        assert count_examples(ExampleFilter(ck=partial["id"], nf=True), partial, session=s, cache=store["cache"]) \
+        assert count_examples(ExampleFilter(ck=partial["id"], nf=True), partial, session=s, cache=counted["cache"]) \
             == sql_count(s, ExampleFilter(ck=partial["id"], nf=True)) > 0
 
 
-def test_a_new_label_changes_the_labelled_counts_at_once(store):
-    seeded, cache = store["seeded"], Aggregates()
-    with store["Session"]() as s:
+def test_a_new_label_changes_the_labelled_counts_at_once(counted):
+    seeded, cache = counted["seeded"], Aggregates()
+    with counted["Session"]() as s:
         ck = get_checkpoint(seeded.ck2, session=s)
         f = ExampleFilter(ck=ck["id"], labelled=True)
         before = count_examples(f, ck, session=s, cache=cache)
@@ -136,11 +136,11 @@ def test_positions_says_where_each_example_is_or_that_one_is_not_in_the_set():
     assert positions(_vec([1, 2]), sa) is None  # before its first
 
 
-def test_an_example_outside_the_set_is_counted_by_the_store(store, monkeypatch):
+def test_an_example_outside_the_set_is_counted_by_the_store(counted, monkeypatch):
     import app.queries as queries
 
-    with store["Session"]() as s:
-        ck = get_checkpoint(store["cks"][0], session=s)
+    with counted["Session"]() as s:
+        ck = get_checkpoint(counted["cks"][0], session=s)
         f = ExampleFilter(ck=ck["id"], correct="wrong", nf=False)
         monkeypatch.setattr(queries, "positions", lambda vec, sa: None)
         assert count_examples(f, ck, session=s, cache=Aggregates()) == sql_count(s, f) > 0
