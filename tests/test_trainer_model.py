@@ -1,5 +1,8 @@
 """trainer.model and trainer.predict: the loss ignores padding, decoding is constrained."""
 
+import dataclasses
+import re
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -200,6 +203,8 @@ def test_the_depth_rotary_model_reads_depth_from_the_parentheses():
     ("position_scale", float("nan"), "position_scale: expected a number >= 1, got nan"),
     ("depth_rotary", -1, "depth_rotary -1 must leave positions"),
     ("decode", "redexes", "decode: one of free, redex, got 'redexes'"),
+    ("end_depth_bias", -1, "end_depth_bias: 0 (off) to 64, got -1"),
+    ("end_depth_bias", 65, "end_depth_bias: 0 (off) to 64, got 65"),
 ])
 def test_the_library_refuses_bad_length_options_too(field, value, fragment):
     """TrainConfig through the library, not the command line: a bad value is a ConfigError
@@ -208,5 +213,43 @@ def test_the_library_refuses_bad_length_options_too(field, value, fragment):
 
     from trainer.config import ConfigError, TrainConfig, check_config
 
-    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(")):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
         check_config(dataclasses.replace(TrainConfig(), **{field: value}))
+
+
+def test_the_end_depth_bias_sees_depth_differences_and_agrees_between_given_and_every_start():
+    """The end pointer's bias by relative depth: the (B, T, T) scores of decoding, read at the
+    gold starts, are the (B, T) scores of training; shifting every depth by the same amount
+    changes nothing; a model without the option has no such table and scores as before."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=len(VOCAB), pad_id=VOCAB.pad_id, open_id=VOCAB.open_id,
+                      close_id=VOCAB.close_id, n_layer=2, n_head=2, d_model=32, d_ff=64, end_depth_bias=3)
+    model = SpanModel(cfg).eval()
+    with torch.no_grad():  # a table far from zero, so that it shows
+        model.end_depth.weight.copy_(torch.arange(7, dtype=torch.float32)[:, None] * 0.7 - 2.0)
+    ids, mask = collate([VOCAB.encode(t) for t in TERMS])
+    starts = torch.tensor([min(2, int(m.sum()) - 1) for m in mask])
+    with torch.no_grad():
+        _, every = model(ids, mask)
+        _, given = model(ids, mask, starts=starts)
+        rows = every[torch.arange(len(starts)), starts]
+        assert torch.allclose(rows[mask], given[mask], atol=1e-5)
+        scores = model.end_depth_scores(ids, None)
+        depth = model.paren_depth(ids, clamp=False)
+        b, s, e = 0, 1, int(mask[0].sum()) - 1
+        rel = max(-3, min(3, int(depth[b, e] - depth[b, s])))
+        assert scores[b, s, e].item() == pytest.approx(rel * 0.7 - 2.0 + 3 * 0.7)
+        real = model.paren_depth
+        model.paren_depth = lambda x, clamp=True: real(x, clamp) + 5
+        try:
+            shifted = model.end_depth_scores(ids, None)
+        finally:
+            model.paren_depth = real
+        assert torch.equal(shifted, scores)
+        zero = SpanModel(dataclasses.replace(cfg, end_depth_bias=0)).eval()
+        assert zero.end_depth is None and "end_depth.weight" not in zero.state_dict()
+        state = {k: v for k, v in model.state_dict().items() if k != "end_depth.weight"}
+        zero.load_state_dict(state)
+        model.end_depth.weight.zero_()
+        assert torch.allclose(zero(ids, mask)[1][mask[:, :, None] & mask[:, None, :]],
+                              model(ids, mask)[1][mask[:, :, None] & mask[:, None, :]], atol=1e-6)

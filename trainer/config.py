@@ -26,6 +26,8 @@ DECODES = {  # Predictor.decode: what the decoder chooses among
 }
 
 
+MAX_END_DEPTH_BIAS = 64  # depth differences the end pointer tells apart, at most
+
 @dataclass
 class TrainConfig:
     data: list[str] = field(default_factory=list)  # trace files (JSONL), as given
@@ -61,6 +63,7 @@ class TrainConfig:
     depth_embedding: bool = True
     position_scale: float = 1.0  # ModelConfig.position_scale: random stretch of training positions
     depth_rotary: int = 0  # ModelConfig.depth_rotary: rotary pairs per head turned by depth
+    end_depth_bias: int = 0  # ModelConfig.end_depth_bias: the end pointer's bias by relative depth
     decode: str = "free"  # DECODES: what evaluations (and the dashboard) decode among
     # recording
     eval_every: str = "5m"  # N optimiser steps, or a training time: 90s, 5m
@@ -114,6 +117,8 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.depth_rotary < 0 or cfg.depth_rotary >= cfg.d_model // cfg.n_head // 2:
         raise ConfigError(f"{{depth_rotary}} {cfg.depth_rotary} must leave positions some of each head's "
                           f"{cfg.d_model // cfg.n_head // 2} rotary pairs")
+    if not 0 <= cfg.end_depth_bias <= MAX_END_DEPTH_BIAS:
+        raise ConfigError(f"{{end_depth_bias}}: 0 (off) to {MAX_END_DEPTH_BIAS}, got {cfg.end_depth_bias}")
     if cfg.decode not in DECODES:
         raise ConfigError(f"{{decode}}: one of {', '.join(DECODES)}, got {cfg.decode!r}")
     try:

@@ -23,7 +23,9 @@ length are seen in training, while evaluation keeps ``s = 1`` (docs/DESIGN.md, "
 generalisation"). Depth: an embedding of the absolute depth is untrained past the depths of the
 training terms; with ``depth_rotary`` = k, k of each head's rotary pairs turn by the token's
 depth instead of its position, so attention sees differences of depth (a parenthesis and its
-match: 0), which every depth shows.
+match: 0), which every depth shows. With ``end_depth_bias`` = K the end pointer also adds a
+learned bias by the candidate end's depth less the start's (clamped to [-K, K]): where a span
+ends relative to where it starts, the same at every depth.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class ModelConfig:
     position_scale: float = 1.0  # training stretches each sequence's positions by U[1, this]; 1: off
     depth_rotary: int = 0  # rotary pairs per head turned by parenthesis depth instead of position
     depth_rope_base: float = 100.0  # their frequency base
+    end_depth_bias: int = 0  # K > 0: the end pointer adds a learned bias by depth(end) - depth(start) in [-K, K]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -126,6 +129,8 @@ class SpanModel(nn.Module):
         self.head = nn.Linear(cfg.d_model, 2)  # per position: (start logit, end bias)
         self.end_q = nn.Linear(cfg.d_model, cfg.end_dim)  # read at the start position
         self.end_k = nn.Linear(cfg.d_model, cfg.end_dim)  # read at each candidate end
+        # by the candidate's depth less the start's, clamped to [-K, K]: the same at any depth
+        self.end_depth = nn.Embedding(2 * cfg.end_depth_bias + 1, 1) if cfg.end_depth_bias else None
         hd = cfg.d_model // cfg.n_head
         n_pos = hd // 2 - cfg.depth_rotary  # rotary pairs turned by position; the rest by depth
         assert n_pos > 0 and cfg.depth_rotary >= 0, "depth_rotary must leave a pair for positions"
@@ -166,6 +171,16 @@ class SpanModel(nn.Module):
         depth = opens.cumsum(1) - closes.cumsum(1) + closes
         return depth.clamp(0, self.cfg.max_depth - 1) if clamp else depth.clamp(min=0)
 
+    def end_depth_scores(self, ids: torch.Tensor, starts: torch.Tensor | None) -> torch.Tensor:
+        """The end pointer's bias by relative depth: (B, 1, T) for given ``starts``, (B, T, T)
+        (start rows, end columns) for every start. It sees only depth(end) - depth(start), so a
+        redex as deep as none in training gets the bias of the same shape of redex there."""
+        K = self.cfg.end_depth_bias
+        depth = self.paren_depth(ids, clamp=False)
+        at = depth[torch.arange(ids.shape[0], device=ids.device), starts][:, None] if starts is not None else depth
+        rel = (depth[:, None, :] - at[:, :, None]).clamp(-K, K) + K  # (B, 1 or T, T)
+        return self.end_depth(rel).squeeze(-1).float()
+
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, starts: torch.Tensor | None = None,
                 return_attention: bool = False):
         """ids, mask: (B, T); starts: (B,) token positions or None. Returns start logits (B, T)
@@ -205,6 +220,8 @@ class SpanModel(nn.Module):
         if starts is not None:
             q = q[torch.arange(B, device=ids.device), starts][:, None, :]  # (B, 1, E)
         end = (q @ k.transpose(1, 2)) / math.sqrt(self.cfg.end_dim) + end_bias[:, None, :]  # (B, 1 or T, T)
+        if self.end_depth is not None:
+            end = end + self.end_depth_scores(ids, starts)
         neg = float("-inf")
         start = start.masked_fill(~mask, neg)
         end = end.masked_fill(~mask[:, None, :], neg)

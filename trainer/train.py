@@ -114,7 +114,7 @@ class Training:
             vocab_size=len(vocab), pad_id=vocab.pad_id, open_id=vocab.open_id, close_id=vocab.close_id,
             n_layer=cfg.n_layer, n_head=cfg.n_head, d_model=cfg.d_model, d_ff=cfg.d_ff,
             depth_embedding=cfg.depth_embedding, position_scale=cfg.position_scale,
-            depth_rotary=cfg.depth_rotary)
+            depth_rotary=cfg.depth_rotary, end_depth_bias=cfg.end_depth_bias)
         # the counters, saved in every checkpoint
         self.step, self.tokens, self.padded = 0, 0, 0
         self.train_s, self.eval_s = 0.0, 0.0
@@ -358,6 +358,7 @@ class Training:
         _say(f"model: {model.n_params() / 1e6:.2f}M parameters ({mcfg.n_layer} layers, d={mcfg.d_model}, "
              f"{mcfg.n_head} heads, depth embedding {'on' if mcfg.depth_embedding else 'off'}"
              + (f", {mcfg.depth_rotary} rotary pairs by depth" if mcfg.depth_rotary else "")
+             + (f", end pointer biased by relative depth (+-{mcfg.end_depth_bias})" if mcfg.end_depth_bias else "")
              + (f", training positions stretched by up to {mcfg.position_scale:g}x" if mcfg.position_scale > 1 else "")
              + (f", {cfg.decode} decoding" if cfg.decode != "free" else "")
              + "); "

@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from lambdascope.suites import parse_suite_arg
-from trainer.config import DECODES, TrainConfig, parse_every
+from trainer.config import DECODES, MAX_END_DEPTH_BIAS, TrainConfig, parse_every
 
 from .common import EXIT_FAILED, EXIT_USAGE, at_least_one, fraction, nonneg_int, positive_float, positive_int
 
@@ -89,6 +89,10 @@ def register(sub) -> None:
     g.add_argument("--depth-rotary", type=nonneg_int, default=d.depth_rotary, metavar="K",
                    help="of each head's rotary pairs, K turn by the token's parenthesis depth instead of "
                    f"its position: attention sees depth differences, at any depth (default {d.depth_rotary})")
+    g.add_argument("--end-depth-bias", type=nonneg_int, default=d.end_depth_bias, metavar="K",
+                   help="the end pointer adds a learned bias by the candidate end's parenthesis depth less "
+                   "the start's, clamped to [-K, K]: where a redex ends relative to where it starts, the "
+                   f"same at any depth (0: off; at most {MAX_END_DEPTH_BIAS}; default {d.end_depth_bias})")
     g.add_argument("--decode", choices=list(DECODES), default=d.decode,
                    help="what the evaluations (and the dashboard's model views) choose among: "
                    + "; ".join(f"{k}: {v}" for k, v in DECODES.items())
@@ -126,7 +130,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         warmup_steps=args.warmup_steps, label_smoothing=args.label_smoothing, n_layer=args.n_layer,
         n_head=args.n_head, d_model=args.d_model, d_ff=args.d_ff,
         depth_embedding=not args.no_depth_embedding, position_scale=args.position_scale,
-        depth_rotary=args.depth_rotary, decode=args.decode,
+        depth_rotary=args.depth_rotary, end_depth_bias=args.end_depth_bias, decode=args.decode,
         eval_every=args.eval_every,
         no_store=args.no_store, resume=args.resume, peak_file=args.peak_file, suites=args.suites,
         suite_share=args.suite_share)
