@@ -12,7 +12,6 @@ import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import text
 
 from lambdascope.vocabulary import ERROR_KINDS
 
