@@ -28,6 +28,7 @@ DECODES = {  # Predictor.decode: what the decoder chooses among
 
 MAX_END_DEPTH_BIAS = 64  # depth differences the end pointer tells apart, at most
 
+
 @dataclass
 class TrainConfig:
     data: list[str] = field(default_factory=list)  # trace files (JSONL), as given
