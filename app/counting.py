@@ -58,18 +58,22 @@ def compute_set_arrays(session, eval_set_id: int) -> SetArrays:
     return SetArrays(*(np.ascontiguousarray(rows[f]) for f in SET_ROW.names))
 
 
+def _mask(session, sa: SetArrays, sql: str, params: dict) -> np.ndarray:
+    """Which of the set's examples are among the ids ``sql`` selects."""
+    ids = np.fromiter((r[0] for r in session.execute(text(sql), params)), dtype=np.int64)
+    return np.isin(sa.ids, ids)
+
+
 def labelled_mask(session, sa: SetArrays, eval_set_id: int) -> np.ndarray:
     """Which of the set's examples have a label on their trace or step (``LABELLED_SQL``)."""
-    ids = np.fromiter((r[0] for r in session.execute(text(LABELLED_IDS_SQL), {"es": eval_set_id})), dtype=np.int64)
-    return np.isin(sa.ids, ids)
+    return _mask(session, sa, LABELLED_IDS_SQL, {"es": eval_set_id})
 
 
 def term_mask(session, sa: SetArrays, eval_set_id: int, q: str) -> np.ndarray:
     """Which of the set's examples have a term holding ``q`` (the filter's own condition)."""
     conds, params = example_conds(ExampleFilter(q=q), session.get_bind().dialect.name)
     sql = f"SELECT e.id FROM examples e WHERE e.eval_set_id = :es AND {' AND '.join(conds)}"
-    ids = np.fromiter((r[0] for r in session.execute(text(sql), params | {"es": eval_set_id})), dtype=np.int64)
-    return np.isin(sa.ids, ids)
+    return _mask(session, sa, sql, params | {"es": eval_set_id})
 
 
 def positions(vec: CheckpointVector, sa: SetArrays) -> slice | np.ndarray | None:

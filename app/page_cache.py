@@ -46,7 +46,7 @@ from sqlalchemy.exc import DBAPIError
 
 from lambdascope.vocabulary import RunStatus
 
-from .pickers import FILLED_HEADER, fill
+from .pickers import FILLED_HEADER, PREFIX, fill
 
 DEFAULT_MAX_BYTES = 64 * 2 ** 20
 MAX_ENTRY_BYTES = 4 * 2 ** 20
@@ -143,6 +143,14 @@ def read_stamp(engine: Engine, kind: str, params: dict[str, Any], clock: Callabl
     return stamp
 
 
+async def _where_it_is_quick(engine: Engine, fn: Callable, *args):
+    """``fn(*args)``, a few index lookups: on the event loop over SQLite (a local file, quicker
+    than a thread hop), in a thread over a network store (PostgreSQL: round trips)."""
+    if engine.dialect.name == "sqlite":
+        return fn(*args)
+    return await anyio.to_thread.run_sync(fn, *args)
+
+
 def _with_length(headers: list, body: bytes, etag: bytes | None = None) -> list:
     """``headers`` with the length of ``body`` (and ``etag``, when given) in place of theirs."""
     drop = (b"content-length", b"etag") if etag is not None else (b"content-length",)
@@ -163,7 +171,7 @@ class PageCacheMiddleware:
         """``body`` with its picker markers filled with the options of ``version`` of the store's
         checkpoints (None: not known, made afresh); a store that cannot be read leaves a picker
         empty (the page itself says what is wrong)."""
-        if b"<!--ls:checkpoints " not in body:
+        if PREFIX not in body:
             return body
         state = self.state
 
@@ -173,9 +181,7 @@ class PageCacheMiddleware:
             except DBAPIError:
                 return b""
 
-        if state.read_engine.dialect.name == "sqlite":  # one index lookup a (set, suite), then memory
-            return fill(body, options)
-        return await anyio.to_thread.run_sync(fill, body, options)
+        return await _where_it_is_quick(state.read_engine, fill, body, options)  # an index lookup a (set, suite)
 
     async def __call__(self, scope, receive, send) -> None:
         cache: PageCache | None = getattr(self.state, "page_cache", None)
@@ -189,10 +195,7 @@ class PageCacheMiddleware:
             return await self.app(scope, receive, send)
         engine = self.state.read_engine
         try:
-            if engine.dialect.name == "sqlite":  # index lookups in a local file: quicker than a thread hop
-                stamp = read_stamp(engine, kind, params, self.state.clock)
-            else:  # a network round trip: not on the event loop
-                stamp = await anyio.to_thread.run_sync(read_stamp, engine, kind, params, self.state.clock)
+            stamp = await _where_it_is_quick(engine, read_stamp, engine, kind, params, self.state.clock)
         except DBAPIError:  # a locked or unreachable store: the page itself says what is wrong
             stamp = None
         # pickers (store pages) are filled with the options of this version of the checkpoints

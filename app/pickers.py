@@ -21,6 +21,7 @@ from markupsafe import Markup
 
 from .cache import Memo
 
+PREFIX = b"<!--ls:checkpoints "  # how every marker begins
 FILLED_HEADER = b"x-lambdascope-pickers"  # the response's checkpoints are in markers only (not sent)
 MARKER = re.compile(rb"<!--ls:checkpoints (\d{1,18}) (-|[0-9a-f]{2,256}) (\d{1,18})-->")
 
@@ -35,7 +36,7 @@ def marker(eval_set_id: int, suite: str | None, selected: int | None) -> Markup:
 def fill(body: bytes, options: Callable[[int, str | None], bytes]) -> bytes:
     """``body`` with each marker replaced by ``options(eval_set_id, suite)`` (the options'
     HTML, none selected) with its selected checkpoint marked."""
-    if b"<!--ls:checkpoints " not in body:
+    if PREFIX not in body:
         return body
 
     def one(m: re.Match) -> bytes:
