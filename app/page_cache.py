@@ -51,6 +51,9 @@ from .pickers import FILLED_HEADER, PREFIX, fill
 DEFAULT_MAX_BYTES = 64 * 2 ** 20
 MAX_ENTRY_BYTES = 4 * 2 ** 20
 VARY = (b"hx-request", b"hx-target", b"hx-history-restore-request")
+# says whether a kept page answered ("hit") or the handler made it ("miss"), as a CDN's X-Cache
+# does: the benchmark counts them; a page the cache does not keep has no such header
+CACHE_HEADER = b"x-lambdascope-cache"
 
 # path -> the kind of stamp it needs; anything else passes through
 ROUTES: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -221,7 +224,8 @@ class PageCacheMiddleware:
             if markers:  # filled with the checkpoints of now: the ETag of now's stamp
                 body = await self._filled(body, version)
                 response_headers = _with_length(response_headers, body, etag)
-            await send({"type": "http.response.start", "status": status, "headers": response_headers})
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [*response_headers, (CACHE_HEADER, b"hit")]})
             await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, receive, self._sender(send, version, (cache, key, marked_key, etag)))
@@ -250,6 +254,7 @@ class PageCacheMiddleware:
                     cache, key, marked_key, etag = keep
                     headers += [(b"etag", etag), (b"cache-control", b"no-cache")]
                     cache.put(marked_key if markers and marked_key is not None else key, 200, headers, body, markers)
+                    headers = [*headers, (CACHE_HEADER, b"miss")]
                 if markers:
                     body = await self._filled(body, version)
                     headers = _with_length(headers, body)

@@ -231,6 +231,33 @@ def compare_rows(rows: list[dict[str, Any]], b_id: int) -> Markup:
     return Markup("".join(out))
 
 
+def checkpoint_rows(checkpoints: list[Mapping[str, Any]]) -> Markup:
+    """The ``<tr>``s of a run's checkpoint table (run.html), newest first: ``checkpoints`` in
+    step order (``queries.run_data``), each row linking to its examples, label queue and the
+    comparison with the one before it. A run of 100 checkpoints has 100 rows, and as markup
+    they were most of its page's rendering. Ids, steps and percentages need no escaping."""
+    out = []
+    previous = [None] + list(checkpoints[:-1])
+    for ck, before in zip(reversed(checkpoints), reversed(previous)):
+        i = int(ck["id"])
+        mt = ck["metrics"] or {}
+        name = f' {html_text(ck["name"])}' if ck.get("name") else ""
+        vs = f' · <a href="/compare?a={int(before["id"])}&amp;b={i}">vs previous</a>' if before is not None else ""
+        out.append(
+            f'    <tr data-nav-item data-href="/checkpoints/{i}">\n'
+            f'      <td><a href="/checkpoints/{i}">#{i}{name}</a></td>\n'
+            f'      <td class="num">{fmt_num(int(ck["step"]))}</td>\n'
+            f'      <td class="nowrap">{html_text(fmt_when(ck["created_at"]))}</td>\n'
+            f'      <td class="num">{fmt_pct(mt["exact"] if "exact" in mt else mt.get("exact_match"))}</td>\n'
+            f'      <td class="num">{html_text(fmt_num(mt.get("mean_iou")))}</td>\n'
+            f'      <td class="num">{html_text(fmt_num(mt.get("nf_f1")))}</td>\n'
+            f'      <td class="num">{fmt_pct(mt.get("rollout_success"))}</td>\n'
+            f'      <td class="nowrap"><a href="/examples?ck={i}&amp;correct=wrong">wrong</a> · '
+            f'<a href="/queue?ck={i}">label queue</a>{vs}</td>\n'
+            f'    </tr>\n')
+    return Markup("".join(out))
+
+
 def checkpoint_options(checkpoints: list[Mapping[str, Any]], selected: Any = None) -> Markup:
     """The ``<option>``s of a checkpoint picker (``queries.checkpoints_of_eval_set`` or
     ``all_checkpoints``), ``selected`` (an id, or None) marked: a store of 100 checkpoints has
@@ -377,7 +404,7 @@ class Renderer:
         self.env.globals.update(
             highlight=highlight, is_normal_form=is_normal_form, span_label=span_label,
             term_html=term_html, ok_html=ok_html, example_rows=example_rows,
-            compare_rows=compare_rows, trace_rows=trace_rows, checkpoint_options=checkpoint_options, checkpoint_picker=checkpoint_picker, url=url, charts=charts,
+            compare_rows=compare_rows, trace_rows=trace_rows, checkpoint_rows=checkpoint_rows, checkpoint_options=checkpoint_options, checkpoint_picker=checkpoint_picker, url=url, charts=charts,
             category_titles=CATEGORY_TITLES, compare_kinds=COMPARE_KINDS,
             kind_badge=kind_badge, outcome_badge=outcome_badge, error_kinds=ERROR_KINDS,
             error_kind_titles=ERROR_KIND_TITLES, rollout_outcomes=ROLLOUT_OUTCOMES,
