@@ -47,8 +47,9 @@ from sqlalchemy.exc import DBAPIError
 from lambdascope.vocabulary import RunStatus
 
 from .pickers import FILLED_HEADER, PREFIX, fill
+from .settings import DEFAULT_PAGE_CACHE_MB
 
-DEFAULT_MAX_BYTES = 64 * 2 ** 20
+DEFAULT_MAX_BYTES = DEFAULT_PAGE_CACHE_MB * 2 ** 20
 MAX_ENTRY_BYTES = 4 * 2 ** 20
 VARY = (b"hx-request", b"hx-target", b"hx-history-restore-request")
 # says whether a kept page answered ("hit") or the handler made it ("miss"), as a CDN's X-Cache

@@ -64,7 +64,7 @@ class TrainConfig:
     depth_embedding: bool = True
     position_scale: float = 1.0  # ModelConfig.position_scale: random stretch of training positions
     depth_rotary: int = 0  # ModelConfig.depth_rotary: rotary pairs per head turned by depth
-    end_depth_bias: int = 0  # ModelConfig.end_depth_bias: the end pointer's bias by relative depth
+    end_depth_bias: int = 8  # ModelConfig.end_depth_bias: the end pointer's bias by relative depth (0: off)
     decode: str = "free"  # DECODES: what evaluations (and the dashboard) decode among
     # recording
     eval_every: str = "5m"  # N optimiser steps, or a training time: 90s, 5m
