@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from lambdascope.store import LABEL_CATEGORIES
 
 from . import queries as Q
-from .deps import Cache, ExampleQuery, Models, Now, ReadDB, SameOrigin, Templates, WriteDB, in_write_thread, query
+from .deps import EXAMPLE_OPENAPI, Cache, ExampleQuery, Models, Now, ReadDB, SameOrigin, Templates, WriteDB, in_write_thread, query
 from .errors import BadRequest, NotFound
 from .filters import SORTS
 from .labels import add_label, delete_label, export_labels
@@ -125,13 +125,13 @@ def _examples_or_redirect(request: Request, f, db, cache, json: bool):
     return Q.examples_data(f, session=db, cache=cache)
 
 
-@router.get("/examples.json")
+@router.get("/examples.json", openapi_extra=EXAMPLE_OPENAPI)
 def examples_json(request: Request, f: ExampleQuery, db: ReadDB, cache: Cache):
     data = _examples_or_redirect(request, f, db, cache, json=True)
     return data if isinstance(data, Response) else as_json(Q.with_checkpoints(data, session=db))
 
 
-@router.get("/examples", response_class=HTMLResponse)
+@router.get("/examples", response_class=HTMLResponse, openapi_extra=EXAMPLE_OPENAPI)
 def examples_page(request: Request, f: ExampleQuery, db: ReadDB, cache: Cache, tpl: Templates):
     data = _examples_or_redirect(request, f, db, cache, json=False)
     if isinstance(data, Response):

@@ -198,3 +198,29 @@ def test_a_search_is_counted_once_for_the_checkpoints_of_a_set(fresh):
         second = [s for s in statements if "instr(" in s]
     assert len(first) == 2  # the page's rows and the set's count
     assert len(second) == 1 and "LIMIT" in second[0].upper()  # the rows only
+
+
+def test_the_examples_routes_read_and_document_every_filter_parameter(fresh):
+    """The filter is read from the query string itself (``deps.get_example_filter``), not
+    declared parameter by parameter: the OpenAPI document still lists each of its fields as an
+    optional query parameter (``kind`` repeated), and the JSON twin reads each one, a repeated
+    parameter by its last value and ``kind`` as every value."""
+    import dataclasses
+
+    from tests.app_store import make_client
+
+    client = make_client(fresh.url, page_cache_mb=0)
+    spec = client.get("/api/openapi.json").json()
+    fields = [f.name for f in dataclasses.fields(ExampleFilter)]
+    for path in ("/examples", "/examples.json"):
+        params = {p["name"]: p for p in spec["paths"][path]["get"]["parameters"]}
+        assert sorted(params) == sorted(fields), path
+        assert not any(p["required"] for p in params.values()) and params["kind"]["schema"]["type"] == "array"
+    r = client.get(f"/examples.json?ck={fresh.ck2}&ck={fresh.ck1}&kind=not_redex&kind=false_nf&correct=wrong"
+                   "&len_min=3&togo_max=9&nf=0&sort=-len&limit=20&q=x")
+    assert r.status_code == 200, r.text
+    assert r.json()["filter"] == {"ck": str(fresh.ck1), "kind": ["false_nf", "not_redex"], "correct": "wrong",  # kinds in ERROR_KINDS order
+                                  "len_min": "3", "togo_max": "9", "nf": "0", "sort": "-len", "limit": "20", "q": "x"}
+    for bad, word in (("limit=abc", "limit"), ("page=2", "page"), ("kind=nope", "kind"), ("len_min=x", "len_min")):
+        r = client.get(f"/examples.json?ck={fresh.ck1}&{bad}")
+        assert r.status_code == 400 and word in r.json()["error"], (bad, r.text)
