@@ -9,7 +9,9 @@ runs are lost). So every cacheable GET is answered by an ASGI middleware that fi
 - a hit on (address, htmx headers, stamp): the stored body, without touching the handler;
 - ``If-None-Match`` equal to the ETag of (address, htmx headers, stamp): 304, no body;
 - otherwise the handler runs; a 200 answer whose body is whole is stored (least recently used
-  entries go past ``max_bytes``).
+  entries go past ``max_bytes``). A request for a page that another request is making at that
+  moment (same key) waits for it and is answered from what it kept (or, if it kept nothing, makes
+  the page itself): one page made, not one a request.
 
 What each kind of page depends on:
 
@@ -33,6 +35,7 @@ downloads are never cached. The clock is ``app.state.clock`` (tests move it), as
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import threading
@@ -167,9 +170,15 @@ class PageCacheMiddleware:
     sessions, the cache (``page_cache``; None: off), the pickers' options and the clock. With
     the cache off, pages with picker markers are still filled (``app.pickers``)."""
 
+    # how long a request waits for the same page being made by another before making it itself
+    WAIT_FOR_MAKER_S = 10.0
+
     def __init__(self, app, *, state) -> None:
         self.app = app
         self.state = state
+        # pages being made now, by key: a request for one waits for it rather than making it
+        # again (the runs page is made anew at every metric point, and 8 clients ask for it)
+        self._making: dict[bytes, asyncio.Event] = {}
 
     async def _filled(self, body: bytes, version) -> bytes:
         """``body`` with its picker markers filled with the options of ``version`` of the store's
@@ -220,6 +229,13 @@ class PageCacheMiddleware:
             await send({"type": "http.response.body", "body": b""})
             return
         hit = cache.get(marked_key, key)
+        making = self._making.get(key) if hit is None else None
+        if making is not None:  # another request is making this very page: its answer is kept
+            try:
+                await asyncio.wait_for(making.wait(), self.WAIT_FOR_MAKER_S)
+            except asyncio.TimeoutError:
+                pass
+            hit = cache.get(marked_key, key)  # None if it was not a keepable 200: made here too
         if hit is not None:
             status, response_headers, body, markers = hit
             if markers:  # filled with the checkpoints of now: the ETag of now's stamp
@@ -229,7 +245,13 @@ class PageCacheMiddleware:
                         "headers": [*response_headers, (CACHE_HEADER, b"hit")]})
             await send({"type": "http.response.body", "body": body})
             return
-        await self.app(scope, receive, self._sender(send, version, (cache, key, marked_key, etag)))
+        made = self._making.setdefault(key, asyncio.Event())
+        try:
+            await self.app(scope, receive, self._sender(send, version, (cache, key, marked_key, etag)))
+        finally:
+            if self._making.get(key) is made:
+                del self._making[key]
+            made.set()
 
     def _sender(self, send, version, keep: tuple | None = None):
         """A ``send`` for the handler's answer: a 200 is collected whole, kept (``keep``: the

@@ -34,7 +34,8 @@ def most_handlers_at_once(url: str, monkeypatch, threads: int | None, clients: i
 
     monkeypatch.setattr(queries, "runs_data", slow_runs_data)
     extra = {} if threads is None else {"threads": threads}
-    app = create_app(Settings(db_url=url, warm_caches=False, **extra))
+    # the page cache off: with it, concurrent requests for one page are made once (app.page_cache)
+    app = create_app(Settings(db_url=url, warm_caches=False, page_cache_mb=0, **extra))
 
     async def go():
         async with app.router.lifespan_context(app):

@@ -261,3 +261,46 @@ def test_a_marker_says_which_options_and_fill_marks_the_chosen_one():
                                        b'<option value="12">#12 b</option></select>')
         assert seen[-2:] == [(3, suite), (3, suite)]
     assert fill(b"no markers", options) == b"no markers"
+
+
+def test_requests_for_a_page_being_made_wait_for_it_and_are_answered_from_it(fresh):
+    """Five requests at once for a page no one has kept: the handler makes it once, one answer
+    says miss and four say hit, all the same body. A page that is not kept (a 404) is made by
+    each of them, after the first is done."""
+    import asyncio
+
+    from app.page_cache import PageCacheMiddleware
+
+    state = make_client(fresh.url).app.state
+    calls = []
+
+    def handler(status: int):
+        async def app(scope, receive, send):
+            calls.append(scope["path"])
+            await asyncio.sleep(0.2)
+            await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"made %d" % len(calls)})
+        return app
+
+    async def get(middleware, path):
+        out = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            out.append(message)
+
+        await middleware({"type": "http", "method": "GET", "path": path, "query_string": b"", "headers": []},
+                         receive, send)
+        return out[0]["status"], dict(out[0]["headers"]).get(b"x-lambdascope-cache"), out[1]["body"]
+
+    async def five(middleware, path):
+        return await asyncio.gather(*(get(middleware, path) for _ in range(5)))
+
+    answers = asyncio.run(five(PageCacheMiddleware(handler(200), state=state), "/labels"))
+    assert calls == ["/labels"]
+    assert sorted(answers) == [(200, b"hit", b"made 1")] * 4 + [(200, b"miss", b"made 1")]
+    calls.clear()
+    answers = asyncio.run(five(PageCacheMiddleware(handler(404), state=state), "/compare"))
+    assert len(calls) == 5 and all(status == 404 and kept is None for status, kept, _ in answers)
