@@ -334,17 +334,15 @@ def plan_for(url: str, pages_over: int | None = None) -> dict | None:
     engine, Session = open_store(url)
     with Session() as s:
         cursors = {}
+        # the list of examples p500 (nf=0&sort=iou): its rows' sort keys, in its sort order
+        listed = ("SELECT p.iou, p.example_id FROM predictions p JOIN examples e ON e.id = p.example_id "
+                  "WHERE p.checkpoint_id = :c AND NOT (e.gold_start = 0 AND e.gold_end = 0) ")
         for ck in cks:
             # the last row of page 499 of the filter: page 500 starts after it (a small store's
             # list is shorter: its last page, after its last row but one)
-            rows = s.execute(text(
-                "SELECT p.iou, p.example_id FROM predictions p JOIN examples e ON e.id = p.example_id "
-                "WHERE p.checkpoint_id = :c AND NOT (e.gold_start = 0 AND e.gold_end = 0) "
-                "ORDER BY p.iou, p.example_id LIMIT 2 OFFSET :o"), {"c": ck, "o": 499 * PAGE_SIZE - 1}).all() \
-                or s.execute(text(
-                    "SELECT p.iou, p.example_id FROM predictions p JOIN examples e ON e.id = p.example_id "
-                    "WHERE p.checkpoint_id = :c AND NOT (e.gold_start = 0 AND e.gold_end = 0) "
-                    "ORDER BY p.iou DESC, p.example_id DESC LIMIT 2"), {"c": ck}).all()[::-1]
+            rows = s.execute(text(listed + "ORDER BY p.iou, p.example_id LIMIT 2 OFFSET :o"),
+                             {"c": ck, "o": 499 * PAGE_SIZE - 1}).all() \
+                or s.execute(text(listed + "ORDER BY p.iou DESC, p.example_id DESC LIMIT 2"), {"c": ck}).all()[::-1]
             iou, eid = rows[0]
             cursors[ck] = f"{iou!r},{eid}"
         traces = [r[0] for r in s.execute(text(
