@@ -214,6 +214,8 @@ def test_a_bad_suite_flag_is_a_one_line_usage_error(value, fragment, capsys):
     (["--depth-rotary", "8", "--n-head", "8"], "--depth-rotary 8 must leave positions some of each head's 8"),
     (["--end-depth-bias", "-1"], "--end-depth-bias: expected an integer >= 0, got '-1'"),
     (["--end-depth-bias", "65"], "--end-depth-bias: 0 (off) to 64, got 65"),
+    (["--end-space-bias", "-1"], "--end-space-bias: expected an integer >= 0, got '-1'"),
+    (["--end-space-bias", "17"], "--end-space-bias: 0 (off) to 16, got 17"),
 ])
 def test_a_bad_suite_share_or_a_repeated_name_is_refused_before_anything_starts(tmp_path, train_data, extra,
                                                                                 fragment, capsys):

@@ -205,6 +205,8 @@ def test_the_depth_rotary_model_reads_depth_from_the_parentheses():
     ("decode", "redexes", "decode: one of free, redex, got 'redexes'"),
     ("end_depth_bias", -1, "end_depth_bias: 0 (off) to 64, got -1"),
     ("end_depth_bias", 65, "end_depth_bias: 0 (off) to 64, got 65"),
+    ("end_space_bias", -1, "end_space_bias: 0 (off) to 16, got -1"),
+    ("end_space_bias", 17, "end_space_bias: 0 (off) to 16, got 17"),
 ])
 def test_the_library_refuses_bad_length_options_too(field, value, fragment):
     """TrainConfig through the library, not the command line: a bad value is a ConfigError
@@ -253,3 +255,43 @@ def test_the_end_depth_bias_sees_depth_differences_and_agrees_between_given_and_
         model.end_depth.weight.zero_()
         assert torch.allclose(zero(ids, mask)[1][mask[:, :, None] & mask[:, None, :]],
                               model(ids, mask)[1][mask[:, :, None] & mask[:, None, :]], atol=1e-6)
+
+
+def test_the_end_space_bias_counts_the_shallower_spaces_a_span_crosses():
+    """With end_space_bias the end pointer's table is read by (relative depth, spaces shallower
+    than the start between start and end): a redex's end, wherever it is, is one such space
+    after its start and one level up; the (B, T, T) scores of decoding agree with the (B, T) of
+    training; the count is the same for a redex as long as none in training."""
+    from lambdascope.spans import char_to_token_span
+    from lambdascope.terms import parse, redex_span
+
+    torch.manual_seed(0)
+    K, C = 2, 3
+    cfg = ModelConfig(vocab_size=len(VOCAB), pad_id=VOCAB.pad_id, open_id=VOCAB.open_id,
+                      close_id=VOCAB.close_id, space_id=VOCAB.space_id, n_layer=2, n_head=2, d_model=32,
+                      d_ff=64, end_depth_bias=K, end_space_bias=C)
+    model = SpanModel(cfg).eval()
+    assert model.end_depth.weight.shape == ((2 * K + 1) * (C + 1), 1)
+    with torch.no_grad():  # entry i scores i, so the score names (relative depth, count)
+        model.end_depth.weight.copy_(torch.arange((2 * K + 1) * (C + 1), dtype=torch.float32)[:, None])
+    long_arg = "(" + " ".join(["a"] * 60) + ")"
+    terms = ["f ((λx.x) y) z", "(λx.x x) (λy.y) a b", "a (b ((λx.x x) c)) d", f"(λx.x) {long_arg} a"]
+    ids, mask = collate([VOCAB.encode(t) for t in terms])
+    spans = [char_to_token_span(*redex_span(parse(t))) for t in terms]
+    starts = torch.tensor([s for s, _ in spans])
+    with torch.no_grad():
+        every = model.end_depth_scores(ids, None)
+        given = model.end_depth_scores(ids, starts)[:, 0]
+    assert torch.equal(every[torch.arange(len(terms)), starts], given)
+    for b, (term, (s, e)) in enumerate(zip(terms, spans)):
+        code = int(given[b, e])
+        assert divmod(code, C + 1) == (K - 1, 1), term  # one level up, one space crossed
+        text = "\x00" + term + "\x00"  # token positions: BOS, the characters, EOS
+        depth = model.paren_depth(ids, clamp=False)[b]
+        for t in range(s + 1, int(mask[b].sum())):  # by hand: the shallower spaces before t
+            n = sum(1 for u in range(s + 1, t) if text[u] == " " and depth[u] < depth[s])
+            rel = max(-K, min(K, int(depth[t] - depth[s])))
+            assert int(given[b, t]) == (rel + K) * (C + 1) + min(n, C), (term, t)
+    # without the option the table has 2K + 1 rows, as before (checkpoints saved before it load)
+    plain = SpanModel(dataclasses.replace(cfg, end_space_bias=0))
+    assert plain.end_depth.weight.shape == (2 * K + 1, 1)

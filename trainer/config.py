@@ -27,6 +27,7 @@ DECODES = {  # Predictor.decode: what the decoder chooses among
 
 
 MAX_END_DEPTH_BIAS = 64  # depth differences the end pointer tells apart, at most
+MAX_END_SPACE_BIAS = 16  # counts of crossed spaces it tells apart, at most
 
 
 @dataclass
@@ -65,6 +66,7 @@ class TrainConfig:
     position_scale: float = 1.0  # ModelConfig.position_scale: random stretch of training positions
     depth_rotary: int = 0  # ModelConfig.depth_rotary: rotary pairs per head turned by depth
     end_depth_bias: int = 8  # ModelConfig.end_depth_bias: the end pointer's bias by relative depth (0: off)
+    end_space_bias: int = 3  # ModelConfig.end_space_bias: that bias also by the shallower spaces crossed (0: off)
     decode: str = "free"  # DECODES: what evaluations (and the dashboard) decode among
     # recording
     eval_every: str = "5m"  # N optimiser steps, or a training time: 90s, 5m
@@ -120,6 +122,8 @@ def check_config(cfg: TrainConfig) -> None:
                           f"{cfg.d_model // cfg.n_head // 2} rotary pairs")
     if not 0 <= cfg.end_depth_bias <= MAX_END_DEPTH_BIAS:
         raise ConfigError(f"{{end_depth_bias}}: 0 (off) to {MAX_END_DEPTH_BIAS}, got {cfg.end_depth_bias}")
+    if not 0 <= cfg.end_space_bias <= MAX_END_SPACE_BIAS:
+        raise ConfigError(f"{{end_space_bias}}: 0 (off) to {MAX_END_SPACE_BIAS}, got {cfg.end_space_bias}")
     if cfg.decode not in DECODES:
         raise ConfigError(f"{{decode}}: one of {', '.join(DECODES)}, got {cfg.decode!r}")
     try:

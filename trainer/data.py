@@ -37,7 +37,7 @@ class Vocab:
         assert self.itos[:4] == list(SPECIALS) and len(self.itos) < 256  # ids fit in a byte
         self.stoi = {s: i for i, s in enumerate(self.itos)}
         self.pad_id, self.bos_id, self.eos_id, self.unk_id = range(4)
-        self.open_id, self.close_id = self.stoi["("], self.stoi[")"]
+        self.open_id, self.close_id, self.space_id = self.stoi["("], self.stoi[")"], self.stoi[" "]
         table = {ord(c): chr(i) for i, c in enumerate(self.itos) if len(c) == 1}
         self._table = _Translation(table, chr(self.unk_id))
 

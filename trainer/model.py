@@ -25,7 +25,9 @@ training terms; with ``depth_rotary`` = k, k of each head's rotary pairs turn by
 depth instead of its position, so attention sees differences of depth (a parenthesis and its
 match: 0), which every depth shows. With ``end_depth_bias`` = K the end pointer also adds a
 learned bias by the candidate end's depth less the start's (clamped to [-K, K]): where a span
-ends relative to where it starts, the same at every depth.
+ends relative to where it starts, the same at every depth; with ``end_space_bias`` = C also by how
+many spaces shallower than the start the span crosses (clamped to [0, C]): where it ends in the
+term's tree rather than in characters, the same at every length.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class ModelConfig:
     pad_id: int = 0  # padding token id (set from the vocabulary)
     open_id: int = -1  # id of '(' for the depth embedding (set from the vocabulary)
     close_id: int = -1  # id of ')'
+    space_id: int = -1  # id of ' ' for the end pointer's count of crossed spaces (set from the vocabulary)
     n_layer: int = 4  # transformer blocks
     n_head: int = 4  # attention heads per block
     d_model: int = 128  # width of the residual stream
@@ -57,6 +60,7 @@ class ModelConfig:
     depth_rotary: int = 0  # rotary pairs per head turned by parenthesis depth instead of position
     depth_rope_base: float = 100.0  # their frequency base
     end_depth_bias: int = 0  # K > 0: the end pointer adds a learned bias by depth(end) - depth(start) in [-K, K]
+    end_space_bias: int = 0  # C > 0: that bias also by the spaces shallower than the start the span crosses, in [0, C]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -129,8 +133,10 @@ class SpanModel(nn.Module):
         self.head = nn.Linear(cfg.d_model, 2)  # per position: (start logit, end bias)
         self.end_q = nn.Linear(cfg.d_model, cfg.end_dim)  # read at the start position
         self.end_k = nn.Linear(cfg.d_model, cfg.end_dim)  # read at each candidate end
-        # by the candidate's depth less the start's, clamped to [-K, K]: the same at any depth
-        self.end_depth = nn.Embedding(2 * cfg.end_depth_bias + 1, 1) if cfg.end_depth_bias else None
+        # by the candidate's depth less the start's, clamped to [-K, K], and by the spaces shallower
+        # than the start it crosses, clamped to [0, C]: the same at any depth and any length
+        n_bias = (2 * cfg.end_depth_bias + 1) * (cfg.end_space_bias + 1)
+        self.end_depth = nn.Embedding(n_bias, 1) if n_bias > 1 else None
         hd = cfg.d_model // cfg.n_head
         n_pos = hd // 2 - cfg.depth_rotary  # rotary pairs turned by position; the rest by depth
         assert n_pos > 0 and cfg.depth_rotary >= 0, "depth_rotary must leave a pair for positions"
@@ -172,14 +178,27 @@ class SpanModel(nn.Module):
         return depth.clamp(0, self.cfg.max_depth - 1) if clamp else depth.clamp(min=0)
 
     def end_depth_scores(self, ids: torch.Tensor, starts: torch.Tensor | None) -> torch.Tensor:
-        """The end pointer's bias by relative depth: (B, 1, T) for given ``starts``, (B, T, T)
-        (start rows, end columns) for every start. It sees only depth(end) - depth(start), so a
-        redex as deep as none in training gets the bias of the same shape of redex there."""
-        K = self.cfg.end_depth_bias
+        """The end pointer's bias by the candidate end's place relative to the start: (B, 1, T)
+        for given ``starts``, (B, T, T) (start rows, end columns) for every start. It sees only
+        depth(end) - depth(start) (clamped to [-K, K]) and, with ``end_space_bias`` = C, how many
+        spaces shallower than the start lie between the two (clamped to [0, C]): the argument
+        boundaries of the levels around the start that the span crosses. So a redex as deep or as
+        long as none in training gets the bias of the same shape of redex there: a redex's end is
+        one such space after its start (the one after its function), at one level up."""
+        K, C = self.cfg.end_depth_bias, self.cfg.end_space_bias
         depth = self.paren_depth(ids, clamp=False)
-        at = depth[torch.arange(ids.shape[0], device=ids.device), starts][:, None] if starts is not None else depth
-        rel = (depth[:, None, :] - at[:, :, None]).clamp(-K, K) + K  # (B, 1 or T, T)
-        return self.end_depth(rel).squeeze(-1).float()
+        B, T = ids.shape
+        at = depth[torch.arange(B, device=ids.device), starts][:, None] if starts is not None else depth
+        rel = depth[:, None, :] - at[:, :, None]  # (B, 1 or T, T)
+        index = rel.clamp(-K, K) + K
+        if C:
+            pos = torch.arange(T, device=ids.device)
+            first = starts[:, None] if starts is not None else pos[None, :].expand(B, T)  # (B, 1 or T)
+            # spaces after the start and shallower than it, counted before each candidate end
+            crossed = (ids == self.cfg.space_id)[:, None, :] & (rel < 0) & (pos[None, None, :] > first[:, :, None])
+            count = crossed.long().cumsum(-1) - crossed.long()
+            index = index * (C + 1) + count.clamp(max=C)
+        return self.end_depth(index).squeeze(-1).float()
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, starts: torch.Tensor | None = None,
                 return_attention: bool = False):

@@ -98,6 +98,13 @@ def train(cfg: TrainConfig, *, on_step=None) -> dict:
     return Training(resolved, paths, ddp, device, suite_files).run(on_step)
 
 
+def _end_bias_phrase(mcfg: ModelConfig) -> str:
+    """What the end pointer's bias table is read by, for the start-up line; '' without one."""
+    by = ([f"relative depth (+-{mcfg.end_depth_bias})"] if mcfg.end_depth_bias else []) + (
+        [f"crossed spaces (<= {mcfg.end_space_bias})"] if mcfg.end_space_bias else [])
+    return f", end pointer biased by {' and '.join(by)}" if by else ""
+
+
 class Training:
     """One training session of a run, from its store row to its summary."""
 
@@ -112,9 +119,10 @@ class Training:
         cfg, vocab = self.cfg, self.vocab
         self.mcfg = ModelConfig(**ckpt["model_config"]) if ckpt else ModelConfig(
             vocab_size=len(vocab), pad_id=vocab.pad_id, open_id=vocab.open_id, close_id=vocab.close_id,
-            n_layer=cfg.n_layer, n_head=cfg.n_head, d_model=cfg.d_model, d_ff=cfg.d_ff,
+            space_id=vocab.space_id, n_layer=cfg.n_layer, n_head=cfg.n_head, d_model=cfg.d_model, d_ff=cfg.d_ff,
             depth_embedding=cfg.depth_embedding, position_scale=cfg.position_scale,
-            depth_rotary=cfg.depth_rotary, end_depth_bias=cfg.end_depth_bias)
+            depth_rotary=cfg.depth_rotary, end_depth_bias=cfg.end_depth_bias,
+            end_space_bias=cfg.end_space_bias)
         # the counters, saved in every checkpoint
         self.step, self.tokens, self.padded = 0, 0, 0
         self.train_s, self.eval_s = 0.0, 0.0
@@ -358,7 +366,7 @@ class Training:
         _say(f"model: {model.n_params() / 1e6:.2f}M parameters ({mcfg.n_layer} layers, d={mcfg.d_model}, "
              f"{mcfg.n_head} heads, depth embedding {'on' if mcfg.depth_embedding else 'off'}"
              + (f", {mcfg.depth_rotary} rotary pairs by depth" if mcfg.depth_rotary else "")
-             + (f", end pointer biased by relative depth (+-{mcfg.end_depth_bias})" if mcfg.end_depth_bias else "")
+             + _end_bias_phrase(mcfg)
              + (f", training positions stretched by up to {mcfg.position_scale:g}x" if mcfg.position_scale > 1 else "")
              + (f", {cfg.decode} decoding" if cfg.decode != "free" else "")
              + "); "

@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from lambdascope.suites import parse_suite_arg
-from trainer.config import DECODES, MAX_END_DEPTH_BIAS, TrainConfig, parse_every
+from trainer.config import DECODES, MAX_END_DEPTH_BIAS, MAX_END_SPACE_BIAS, TrainConfig, parse_every
 
 from .common import EXIT_FAILED, EXIT_USAGE, at_least_one, fraction, nonneg_int, positive_float, positive_int
 
@@ -93,6 +93,11 @@ def register(sub) -> None:
                    help="the end pointer adds a learned bias by the candidate end's parenthesis depth less "
                    "the start's, clamped to [-K, K]: where a redex ends relative to where it starts, the "
                    f"same at any depth (0: off; at most {MAX_END_DEPTH_BIAS}; default {d.end_depth_bias})")
+    g.add_argument("--end-space-bias", type=nonneg_int, default=d.end_space_bias, metavar="C",
+                   help="the end pointer's bias also by how many spaces shallower than the start lie "
+                   "between start and end, clamped to C: where a redex ends in the term's tree (one "
+                   "such space after its start), the same at any length "
+                   f"(0: off; at most {MAX_END_SPACE_BIAS}; default {d.end_space_bias})")
     g.add_argument("--decode", choices=list(DECODES), default=d.decode,
                    help="what the evaluations (and the dashboard's model views) choose among: "
                    + "; ".join(f"{k}: {v}" for k, v in DECODES.items())
@@ -130,7 +135,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         warmup_steps=args.warmup_steps, label_smoothing=args.label_smoothing, n_layer=args.n_layer,
         n_head=args.n_head, d_model=args.d_model, d_ff=args.d_ff,
         depth_embedding=not args.no_depth_embedding, position_scale=args.position_scale,
-        depth_rotary=args.depth_rotary, end_depth_bias=args.end_depth_bias, decode=args.decode,
+        depth_rotary=args.depth_rotary, end_depth_bias=args.end_depth_bias,
+        end_space_bias=args.end_space_bias, decode=args.decode,
         eval_every=args.eval_every,
         no_store=args.no_store, resume=args.resume, peak_file=args.peak_file, suites=args.suites,
         suite_share=args.suite_share)
