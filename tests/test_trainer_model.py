@@ -295,3 +295,6 @@ def test_the_end_space_bias_counts_the_shallower_spaces_a_span_crosses():
     # without the option the table has 2K + 1 rows, as before (checkpoints saved before it load)
     plain = SpanModel(dataclasses.replace(cfg, end_space_bias=0))
     assert plain.end_depth.weight.shape == (2 * K + 1, 1)
+    # a count with no space to count would be 0 everywhere: refused, not silently a depth-only table
+    with pytest.raises(AssertionError, match="space_id"):
+        SpanModel(dataclasses.replace(cfg, space_id=-1))

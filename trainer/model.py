@@ -135,6 +135,7 @@ class SpanModel(nn.Module):
         self.end_k = nn.Linear(cfg.d_model, cfg.end_dim)  # read at each candidate end
         # by the candidate's depth less the start's, clamped to [-K, K], and by the spaces shallower
         # than the start it crosses, clamped to [0, C]: the same at any depth and any length
+        assert not cfg.end_space_bias or cfg.space_id >= 0, "end_space_bias needs the vocabulary's space_id"
         n_bias = (2 * cfg.end_depth_bias + 1) * (cfg.end_space_bias + 1)
         self.end_depth = nn.Embedding(n_bias, 1) if n_bias > 1 else None
         hd = cfg.d_model // cfg.n_head
