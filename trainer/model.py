@@ -196,8 +196,9 @@ class SpanModel(nn.Module):
             pos = torch.arange(T, device=ids.device)
             first = starts[:, None] if starts is not None else pos[None, :].expand(B, T)  # (B, 1 or T)
             # spaces after the start and shallower than it, counted before each candidate end
-            crossed = (ids == self.cfg.space_id)[:, None, :] & (rel < 0) & (pos[None, None, :] > first[:, :, None])
-            count = crossed.long().cumsum(-1) - crossed.long()
+            crossed = ((ids == self.cfg.space_id)[:, None, :] & (rel < 0)
+                       & (pos[None, None, :] > first[:, :, None])).long()
+            count = crossed.cumsum(-1) - crossed
             index = index * (C + 1) + count.clamp(max=C)
         return self.end_depth(index).squeeze(-1).float()
 
